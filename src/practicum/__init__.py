@@ -1,0 +1,20 @@
+"""practicum: from a network's first gradient to a compressed, served model.
+
+    import practicum
+    result = practicum.train("quickstart")              # or a YAML path, dict or RunConfig
+    bundle = practicum.load(result.bundle)
+    bundle.predict([{"text": "..."}])
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from practicum.api import RunResult, evaluate, load, predict, quickstart, train  # noqa: E402
+from practicum.config import RunConfig, load_config  # noqa: E402
+from practicum.errors import TrainingDiverged, UserError  # noqa: E402
+
+__all__ = [
+    "RunConfig", "RunResult", "TrainingDiverged", "UserError", "__version__",
+    "evaluate", "load", "load_config", "predict", "quickstart", "train",
+]

@@ -1,0 +1,202 @@
+"""The Python API: each function is one stage, and the CLI is a thin layer over these."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from practicum.bundle import Bundle, save_bundle
+from practicum.config import RunConfig, load_config, to_yaml
+from practicum.errors import UserError
+
+log = logging.getLogger(__name__)
+
+RECIPES = Path(__file__).parent / "recipes"
+
+
+@dataclass
+class RunResult:
+    """What a finished training run left behind."""
+
+    run_dir: Path
+    bundle: Path
+    report: Path
+    metrics: dict[str, Any] = field(default_factory=dict)  # {"val": {...}, "test": {...}}
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def find_recipe(name: str | Path) -> Path:
+    """A recipe path, or the name of a shipped recipe (`quickstart`, `mlp_tabular`, ...)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = RECIPES / f"{name}.yaml"
+    if shipped.is_file():
+        return shipped
+    known = ", ".join(sorted(p.stem for p in RECIPES.glob("*.yaml")))
+    raise UserError(f"recipe {name} not found: not a file, nor a shipped recipe ({known})")
+
+
+def resolve_config(
+    config: RunConfig | str | Path | dict[str, Any] | None = None, overrides: list[str] | None = None
+) -> RunConfig:
+    if isinstance(config, RunConfig):
+        return load_config(config.model_dump(mode="json"), overrides)
+    if isinstance(config, (str, Path)):
+        return load_config(find_recipe(config), overrides)
+    return load_config(config, overrides)
+
+
+def train(
+    config: RunConfig | str | Path | dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    resume: bool | str | Path = False,
+) -> RunResult:
+    """Train, validate, test, and write the run folder (checkpoints, metrics, plots, report, bundle).
+
+    `resume=True` continues the run in the config's out_dir; a path continues that run folder
+    with the config saved in it (overrides still apply).
+    """
+    from practicum.data import load_data
+    from practicum.models import build_model
+    from practicum.train.checkpoint import seed_everything
+    from practicum.train.trainer import Trainer
+
+    if resume:
+        run_dir = Path(resume) if not isinstance(resume, bool) else Path(resolve_config(config, overrides).out_dir)
+        saved = run_dir / "config.yaml"
+        if not saved.is_file():
+            raise UserError(f"cannot resume: {saved} not found; pass the folder of an earlier run")
+        cfg = load_config(saved, overrides)
+    else:
+        cfg = resolve_config(config, overrides)
+        run_dir = _fresh_dir(Path(cfg.out_dir))
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    seed_everything(cfg.train.seed)
+    data = load_data(cfg.data, cfg.task)  # all input checks happen before anything is written
+    task = _build_task(data, cfg)
+    model = build_model(cfg.model, data.spec, task.num_outputs())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = cfg.model_copy(update={"out_dir": str(run_dir)})
+    (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+    log.info("run folder %s: %s on %s (%d train / %d val / %d test rows), %s parameters",
+             run_dir, cfg.model.type, cfg.data.path, _n(data.train), _n(data.val), _n(data.test),
+             f"{sum(p.numel() for p in model.parameters()):,}")
+    augment = data.preprocessor.augment if cfg.data.image.augment.enabled else None
+    trainer = Trainer(cfg.train, model, task, data.train, data.val, run_dir, augment=augment)
+    state = trainer.fit(resume=bool(resume))
+    trainer.load_best()
+    return _finish(cfg, run_dir, trainer, data, state)
+
+
+def _finish(cfg: RunConfig, run_dir: Path, trainer: Any, data: Any, state: Any) -> RunResult:
+    from practicum.evaluate.plots import plot_confusion, plot_curves, plot_regression
+    from practicum.evaluate.report import write_report
+
+    metrics = {"val": trainer.evaluate(data.val) if _n(data.val) else {}}
+    final = data.test if _n(data.test) else data.val
+    display = data.test_display if _n(data.test) else None
+    outputs = trainer.predict_outputs(final)
+    if _n(data.test):
+        metrics["test"] = trainer.evaluate(data.test)
+    bundle = save_bundle(run_dir / "bundle", cfg, trainer.model, data.preprocessor, metrics)
+    _write_predictions(run_dir / "predictions.csv", trainer.task, outputs, final, data, display)
+    plots = run_dir / "plots"
+    plot_curves(trainer.runlog.rows(), plots)
+    headline = metrics.get("test") or metrics["val"]
+    if data.task == "classification" and "confusion_matrix" in headline:
+        plot_confusion(headline["confusion_matrix"], data.label_names, plots / "confusion_matrix.png")
+    elif data.task == "regression" and _n(final):
+        true = data.preprocessor.decode_target(final["target"])
+        pred = data.preprocessor.decode_target(outputs.squeeze(-1))
+        plot_regression(true, pred, plots / "regression.png")
+    summary = {
+        "task": data.task, "monitor": trainer.monitor, "best_step": state.best_step,
+        "best_value": state.best_value, "steps": state.step, "epochs_run": state.epoch,
+        "stopped_early": state.stopped_early, "train_time_s": round(state.train_time_s, 3),
+        "params": sum(p.numel() for p in trainer.model.parameters()),
+        "device": str(trainer.device), "test": _scalars(metrics.get("test", {})),
+        "val": _scalars(metrics["val"]), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    report = write_report(run_dir)
+    return RunResult(run_dir, bundle, report, metrics, summary)
+
+
+def load(path: str | Path, device: str = "cpu") -> Bundle:
+    """Load a bundle (or the bundle of a run folder) ready to predict."""
+    return Bundle.load(path, device=device)
+
+
+def predict(bundle: str | Path | Bundle, inputs: Any) -> list[dict[str, Any]]:
+    """Predictions for a file path or JSON-like records, with the training-time preprocessing."""
+    b = bundle if isinstance(bundle, Bundle) else load(bundle)
+    return b.predict(inputs)
+
+
+def evaluate(bundle: str | Path | Bundle, data: str | Path) -> dict[str, Any]:
+    """Metrics of a bundle on new labelled data."""
+    b = bundle if isinstance(bundle, Bundle) else load(bundle)
+    return b.evaluate(str(data))
+
+
+def quickstart(out_dir: str | Path | None = None, overrides: list[str] | None = None) -> RunResult:
+    """Train a CNN on the embedded digits data set and write a complete run folder."""
+    extra = [f"out_dir={out_dir}"] if out_dir else []
+    return train("quickstart", [*extra, *(overrides or [])])
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _build_task(data: Any, cfg: RunConfig) -> Any:
+    from practicum.tasks import build_task
+
+    if data.task == "classification":
+        return build_task("classification", label_names=data.label_names,
+                          label_smoothing=cfg.train.label_smoothing)
+    return build_task("regression", decode=data.preprocessor.decode_target)
+
+
+def _fresh_dir(path: Path) -> Path:
+    """Never overwrite an earlier run: use path, or path-1, path-2, ... if it holds files."""
+    if not path.exists() or not any(path.iterdir()):
+        return path
+    for i in range(1, 10_000):
+        candidate = path.with_name(f"{path.name}-{i}")
+        if not candidate.exists() or not any(candidate.iterdir()):
+            log.warning("%s already holds a run; writing this one to %s", path, candidate)
+            return candidate
+    raise UserError(f"too many runs named {path}-N; choose another --out_dir")
+
+
+def _write_predictions(path: Path, task: Any, outputs: torch.Tensor, split: dict, data: Any,
+                       display: list[str] | None) -> None:
+    records = task.predictions(outputs)
+    targets = data.preprocessor.decode_target(split["target"])
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        if data.task == "classification":
+            writer.writerow(["input", "target", "prediction", "confidence"])
+        else:
+            writer.writerow(["input", "target", "prediction", "error"])
+        for i, (rec, true) in enumerate(zip(records, targets)):
+            shown = display[i] if display else f"row {i}"
+            last = rec["confidence"] if "confidence" in rec else rec["prediction"] - true
+            writer.writerow([shown, true, rec["prediction"], last])
+
+
+def _n(split: dict | None) -> int:
+    return len(split["target"]) if split else 0
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}

@@ -1,0 +1,156 @@
+"""The Bundle: the saved model folder every later stage takes and gives.
+
+    bundle/
+      bundle.json         format version, resolved config, task, labels, input spec, versions
+      model.safetensors   weights (no pickle)
+      preprocess.json     the training-time preprocessing state (vocabulary, scaling, columns)
+      metrics.json        validation and test metrics of the run that made it
+
+`Bundle.load(path)` rebuilds the model and the preprocessor so that `predict` repeats the
+training-time preprocessing exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from practicum.config import RunConfig, validate
+from practicum.errors import UserError
+from practicum.train.checkpoint import atomic_write, save_weights
+
+FORMAT = "practicum-bundle"
+FORMAT_VERSION = 1
+
+
+def save_bundle(
+    path: Path, cfg: RunConfig, model: nn.Module, preprocessor: Any, metrics: dict[str, Any]
+) -> Path:
+    """Write a bundle folder; each file lands atomically."""
+    from practicum import __version__
+
+    path.mkdir(parents=True, exist_ok=True)
+    save_weights(path / "model.safetensors", model.state_dict(), {"format": "pt"})
+    info = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "practicum_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": preprocessor.task,
+        "model_type": cfg.model.type,
+        "label_names": preprocessor.label_names,
+        "spec": preprocessor.spec.to_dict(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "config": cfg.model_dump(mode="json"),
+    }
+    _write_json(path / "bundle.json", info)
+    _write_json(path / "preprocess.json", preprocessor.state_dict())
+    _write_json(path / "metrics.json", metrics)
+    return path
+
+
+class Bundle:
+    """A loaded bundle: config, preprocessor, model (eval mode) and task, ready to predict."""
+
+    def __init__(self, path: Path, info: dict[str, Any], config: RunConfig, preprocessor: Any,
+                 model: nn.Module, metrics: dict[str, Any]) -> None:
+        self.path, self.info, self.config = path, info, config
+        self.preprocessor, self.model, self.metrics = preprocessor, model, metrics
+        self.task = _task_for(preprocessor, config)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> Bundle:
+        from practicum.data import Preprocessor
+        from practicum.models import build_model
+
+        folder = find_bundle(path)
+        info = _read_json(folder / "bundle.json")
+        if info.get("format") != FORMAT or info.get("format_version", 0) > FORMAT_VERSION:
+            raise UserError(
+                f"{folder}/bundle.json: not a practicum bundle of a version this release reads "
+                f"(format {info.get('format')!r} v{info.get('format_version')}); upgrade practicum"
+            )
+        config = validate(info["config"], where=f"{folder}/bundle.json")
+        preprocessor = Preprocessor.from_state(_read_json(folder / "preprocess.json"))
+        task = _task_for(preprocessor, config)
+        model = build_model(config.model, preprocessor.spec, task.num_outputs())
+        weights = folder / "model.safetensors"
+        if not weights.is_file():
+            raise UserError(f"{weights} is missing; the bundle is incomplete, re-export it from its run")
+        model.load_state_dict(load_file(weights, device=device))
+        model.to(device).eval()
+        metrics_path = folder / "metrics.json"
+        metrics = _read_json(metrics_path) if metrics_path.exists() else {}
+        return cls(folder, info, config, preprocessor, model, metrics)
+
+    @torch.no_grad()
+    def outputs(self, batch: dict[str, torch.Tensor], batch_size: int = 512) -> torch.Tensor:
+        """Raw model outputs (logits or standardised values) for a preprocessed batch."""
+        from practicum.train.trainer import iterate_rows
+
+        device = next(self.model.parameters()).device
+        outs = [
+            self.model(**{k: v.to(device) for k, v in part.items() if k != "target"}).float().cpu()
+            for part in iterate_rows(batch, batch_size)
+        ]
+        return torch.cat(outs) if outs else torch.empty(0, self.task.num_outputs())
+
+    def predict(self, source: Any) -> list[dict[str, Any]]:
+        """Predictions for a file path or JSON-like records, with the input shown per row."""
+        batch, display, _ = self.preprocessor.load_inputs(source)
+        records = self.task.predictions(self.outputs(batch))
+        return [{"input": shown, **rec} for shown, rec in zip(display, records)]
+
+    def evaluate(self, source: Any) -> dict[str, Any]:
+        """Metrics on labelled data (the target column must be present)."""
+        batch, _, _ = self.preprocessor.load_inputs(source)
+        if "target" not in batch:
+            raise UserError(
+                f"{source}: no target column to evaluate against; it needs the column "
+                f"the bundle was trained on ({self.config.data.target or 'label'})"
+            )
+        return self.task.metrics(self.outputs(batch), batch["target"])
+
+
+def find_bundle(path: str | Path) -> Path:
+    """Accept a bundle folder or a run folder that contains one."""
+    folder = Path(path)
+    if not folder.exists():
+        raise UserError(f"{folder} does not exist; pass a bundle folder such as runs/quickstart/bundle")
+    if (folder / "bundle" / "bundle.json").is_file():
+        folder = folder / "bundle"
+    if not (folder / "bundle.json").is_file():
+        raise UserError(f"{folder} is not a practicum bundle (no bundle.json); pass the bundle/ folder of a run")
+    return folder
+
+
+def _task_for(preprocessor: Any, config: RunConfig) -> Any:
+    from practicum.tasks import build_task
+
+    if preprocessor.task == "classification":
+        return build_task("classification", label_names=preprocessor.label_names,
+                          label_smoothing=config.train.label_smoothing)
+    return build_task("regression", decode=preprocessor.decode_target)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    text = json.dumps(data, indent=2)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing; the bundle is incomplete") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); the bundle is damaged") from None

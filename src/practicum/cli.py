@@ -1,0 +1,280 @@
+"""The `practicum` command: argument parsing and printing over practicum.api, no logic.
+
+Bad input prints one `error:` line and exits 2; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from practicum.errors import TrainingDiverged, UserError
+
+log = logging.getLogger("practicum")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    _setup_logging(debug)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    if extra and not getattr(args, "takes_overrides", False):
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    try:
+        return args.func(args, extra) or 0
+    except (UserError, TrainingDiverged) as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure still gets one readable line
+        if debug:
+            raise
+        print(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_quickstart(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+    from practicum.config import parse_overrides
+
+    result = api.quickstart(args.out_dir, parse_overrides(extra))
+    test = result.metrics.get("test", {})
+    print(f"\ntest accuracy: {test.get('accuracy', float('nan')):.4f} "
+          f"(macro F1 {test.get('f1_macro', float('nan')):.4f}) on {result.summary['device']} "
+          f"in {result.summary['train_time_s']:.1f}s of training")
+    print(f"run folder:   {result.run_dir}")
+    print(f"report:       {result.report}")
+    print(f"bundle:       {result.bundle}")
+    print("\nnext:")
+    print(f"  practicum predict {result.bundle} --input builtin:digits --split test | head")
+    print(f"  practicum evaluate {result.bundle} --data builtin:digits --split test")
+    print("  practicum train mlp_tabular          # an MLP on the penguins CSV")
+    print("  practicum config show quickstart     # every field; override any with --section.field value")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+    from practicum.config import parse_overrides
+
+    overrides = parse_overrides(extra)
+    resume: Any = args.resume if args.resume not in (None, "") else False
+    if args.resume == "":
+        resume = True
+    result = api.train(args.recipe, overrides, resume=resume)
+    headline = result.metrics.get("test") or result.metrics.get("val") or {}
+    shown = {k: round(v, 4) for k, v in headline.items() if isinstance(v, float)}
+    keys = ["accuracy", "f1_macro", "roc_auc"] if "accuracy" in shown else ["mae", "rmse", "r2"]
+    which = "test" if result.metrics.get("test") else "val"
+    print(f"{which}: " + "  ".join(f"{k} {shown[k]}" for k in keys if k in shown))
+    print(f"run folder: {result.run_dir}\nreport:     {result.report}\nbundle:     {result.bundle}")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+    from practicum.config import load_config, parse_overrides, to_yaml, validate
+
+    path = Path(args.recipe)
+    if path.is_dir():  # a bundle or run folder: show the config it was trained with
+        from practicum.bundle import find_bundle
+
+        info = json.loads((find_bundle(path) / "bundle.json").read_text(encoding="utf-8"))
+        cfg = load_config(validate(info["config"]).model_dump(mode="json"), parse_overrides(extra))
+    else:
+        cfg = api.resolve_config(args.recipe, parse_overrides(extra))
+    print(to_yaml(cfg), end="")
+    return 0
+
+
+def cmd_config_fields(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum.config import field_help
+
+    for path, kind, text in field_help():
+        print(f"{path:34} {kind:28} {text}")
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum.data import list_datasets
+
+    rows = list_datasets()
+    print(f"{'name':16} {'kind':8} {'task':15} {'rows':>8}  description")
+    for r in rows:
+        print(f"{r['name']:16} {r['kind']:8} {r['task']:15} {str(r.get('rows', '?')):>8}  {r['description']}")
+    print("\nuse any of them as a path: --data.path builtin:NAME")
+    return 0
+
+
+def cmd_data_inspect(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum.data import inspect_file
+
+    print(inspect_file(args.file, args.target))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+
+    bundle = api.load(args.bundle)
+    source = _input_source(args.input, args.split, bundle)
+    rows = bundle.predict(source)
+    if args.output:
+        _write_rows(Path(args.output), rows)
+        print(f"wrote {len(rows)} predictions to {args.output}")
+    elif args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            extra_col = f"\t{r['confidence']:.4f}" if "confidence" in r else ""
+            print(f"{_short(r['input'])}\t{r['prediction']}{extra_col}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+
+    bundle = api.load(args.bundle)
+    metrics = bundle.evaluate(_input_source(args.data, args.split, bundle))
+    if args.format == "json":
+        print(json.dumps(metrics, indent=2))
+    else:
+        for key, value in metrics.items():
+            if isinstance(value, float):
+                print(f"{key:22} {value:.4f}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum.evaluate.report import write_report
+
+    run = Path(args.run)
+    if not (run / "config.yaml").is_file():
+        raise UserError(f"{run} is not a run folder (no config.yaml); pass a folder under runs/")
+    print(write_report(run))
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="practicum", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    q = _cmd(sub, "quickstart", cmd_quickstart, "train a CNN on digits and write a full run folder", True)
+    q.add_argument("--out_dir", default=None, help="run folder (default runs/quickstart)")
+
+    t = _cmd(sub, "train", cmd_train, "train a recipe; override any field with --section.field VALUE", True)
+    t.add_argument("recipe", help="YAML recipe or shipped recipe name (configs/)")
+    t.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
+                   help="continue a killed run exactly (its folder, default the recipe's out_dir)")
+
+    c = sub.add_parser("config", help="show configs and fields").add_subparsers(metavar="ACTION")
+    s = _cmd(c, "show", cmd_config_show, "print the fully resolved config", True)
+    s.add_argument("recipe", help="recipe file, shipped recipe name, or a bundle/run folder")
+    _cmd(c, "fields", cmd_config_fields, "list every config field with its type and help")
+
+    d = sub.add_parser("data", help="built-in data sets and file inspection").add_subparsers(metavar="ACTION")
+    _cmd(d, "list", cmd_data_list, "list built-in data sets")
+    i = _cmd(d, "inspect", cmd_data_inspect, "columns, types, class balance and problems of a file")
+    i.add_argument("file")
+    i.add_argument("--target", default=None, help="target column (default: guessed)")
+
+    pr = _cmd(sub, "predict", cmd_predict, "predict with a bundle, using its training-time preprocessing")
+    pr.add_argument("bundle")
+    pr.add_argument("--input", required=True, help="file, folder, builtin:NAME, or JSON text")
+    pr.add_argument("--split", choices=["train", "val", "test"], default=None,
+                    help="with --input builtin:NAME or a recipe's data: that split of the bundle's own split")
+    pr.add_argument("--output", default=None, help="write predictions to CSV or JSONL instead")
+    pr.add_argument("--format", choices=["table", "json"], default="table")
+
+    e = _cmd(sub, "evaluate", cmd_evaluate, "metrics of a bundle on labelled data")
+    e.add_argument("bundle")
+    e.add_argument("--data", required=True, help="labelled file, or builtin:NAME with --split")
+    e.add_argument("--split", choices=["train", "val", "test"], default=None)
+    e.add_argument("--format", choices=["table", "json"], default="table")
+
+    r = _cmd(sub, "report", cmd_report, "write report.html for a run folder")
+    r.add_argument("run")
+    return p
+
+
+def _cmd(sub: Any, name: str, func: Any, help_text: str, overrides: bool = False) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(func=func, takes_overrides=overrides)
+    return parser
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _input_source(value: str, split: str | None, bundle: Any) -> Any:
+    """A path stays a path; JSON text is parsed; --split re-creates the bundle's own data split."""
+    if split is not None:
+        from practicum.data import raw_split
+
+        cfg = bundle.config.data.model_copy(update={"path": value}) if value != "-" else bundle.config.data
+        return raw_split(cfg, bundle.config.task, split)
+    text = value.strip()
+    if text[:1] in "[{\"" and not Path(value).exists():
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--input is not a file and not valid JSON ({exc.msg} at column {exc.colno})") from None
+    return value
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        return
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        conf = rows and "confidence" in rows[0]
+        writer.writerow(["input", "prediction", *(["confidence"] if conf else [])])
+        for r in rows:
+            writer.writerow([r["input"], r["prediction"], *([r["confidence"]] if conf else [])])
+
+
+def _short(text: Any, width: int = 60) -> str:
+    s = str(text).replace("\n", " ")
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def _setup_logging(debug: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s",
+                        stream=sys.stderr)
+    for noisy in ("matplotlib", "PIL", "urllib3", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _version() -> str:
+    from practicum import __version__
+
+    return f"practicum {__version__}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

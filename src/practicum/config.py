@@ -1,0 +1,496 @@
+"""The run schema: one typed, validated config for data, model, train and task.
+
+This file is the only place defaults live. Each field's docstring is its help text
+(`practicum config fields`). Recipes are YAML files of the same shape; CLI flags
+such as `--train.lr 3e-4` override any field.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from practicum.errors import UserError
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown fields are errors, docstrings are help."""
+
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_attribute_docstrings=True
+    )
+
+
+# ---------------------------------------------------------------- data
+
+
+class SplitConfig(Section):
+    method: Literal["random", "stratified", "files"] = "stratified"
+    """How val/test are carved from the training file: random, stratified by target, or only given files."""
+    val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    """Fraction of the training file held out for validation (when no val_path is given)."""
+    test_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    """Fraction of the training file held out for test (when no test_path or official test split exists)."""
+    seed: int = 0
+    """Seed of the split; the same seed gives the same split on every machine."""
+
+
+class TextConfig(Section):
+    tokenizer: Literal["word", "char"] = "word"
+    """Vocabulary unit for text columns: whitespace/punctuation words or characters."""
+    lowercase: bool = True
+    """Lowercase text before tokenizing."""
+    max_length: Annotated[int, Field(ge=1)] = 64
+    """Tokens kept per example; longer texts are truncated."""
+    min_freq: Annotated[int, Field(ge=1)] = 1
+    """Tokens seen fewer times than this in training map to <unk>."""
+    max_vocab: Annotated[int, Field(ge=4)] = 30000
+    """Largest vocabulary kept (most frequent tokens first), specials included."""
+
+
+class AugmentConfig(Section):
+    enabled: bool = False
+    """Apply random augmentation to training images (never to val/test)."""
+    crop_padding: Annotated[int, Field(ge=0)] = 0
+    """Random crop: pad each side by this many pixels, then crop back to the original size."""
+    hflip: bool = False
+    """Random horizontal flip with probability 0.5 (off for digits and text-like images)."""
+    rotation: Annotated[float, Field(ge=0.0, le=180.0)] = 0.0
+    """Random rotation by up to this many degrees either way."""
+
+
+class ImageConfig(Section):
+    normalize: bool = True
+    """Standardise pixels with per-channel mean and std measured on the training split."""
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    """Training-time augmentation."""
+
+
+class DataConfig(Section):
+    path: str = "builtin:digits"
+    """Training data: a CSV/JSONL/Parquet file, an NPZ/NPY array file, a folder of images per class, an IDX file, or builtin:NAME (see `practicum data list`)."""
+    format: Literal["auto", "csv", "jsonl", "parquet", "npz", "npy", "image_folder", "idx"] = "auto"
+    """File format; auto picks it from the extension or folder layout."""
+    kind: Literal["auto", "tabular", "text", "image"] = "auto"
+    """What the inputs are; auto: images for image formats, text when the features are one free-text column, else tabular."""
+    val_path: str | None = None
+    """Optional validation file in the same format (used instead of carving from path)."""
+    test_path: str | None = None
+    """Optional test file in the same format (for IDX: the test images file)."""
+    features: list[str] | None = None
+    """Input columns; null means every column except the target."""
+    target: str | None = None
+    """Target column; null means 'label' (or the built-in data set's own target)."""
+    categorical: list[str] | None = None
+    """Columns to treat as categorical; null infers them (strings and booleans)."""
+    categorical_encoding: Literal["onehot", "embedding"] = "onehot"
+    """Categorical features as one-hot columns or as indices for learned embeddings."""
+    normalize: bool = True
+    """Standardise numeric features with training-split mean and std (missing values get the median)."""
+    limit: Annotated[int, Field(ge=1)] | None = None
+    """Use only the first N training rows (smoke tests)."""
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    """Train/val/test split."""
+    text: TextConfig = Field(default_factory=TextConfig)
+    """Text columns: vocabulary and length."""
+    image: ImageConfig = Field(default_factory=ImageConfig)
+    """Images: normalisation and augmentation."""
+
+
+# ---------------------------------------------------------------- models
+
+Norm = Literal["none", "batch", "layer"]
+Activation = Literal["relu", "gelu", "tanh", "sigmoid", "silu"]
+
+
+class MLPConfig(Section):
+    type: Literal["mlp"] = "mlp"
+    hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128, 64])
+    """Width of each hidden layer."""
+    activation: Activation = "relu"
+    """Non-linearity after each hidden layer."""
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    """Dropout after each hidden layer."""
+    norm: Norm = "none"
+    """Normalisation after each hidden Linear: none, batch or layer."""
+    embedding_dim: Annotated[int, Field(ge=1)] = 8
+    """Embedding width per categorical feature (when data.categorical_encoding is embedding)."""
+
+
+class LeNetConfig(Section):
+    type: Literal["lenet"] = "lenet"
+    channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 64])
+    """Output channels of each conv block (conv, norm, activation, 2x2 max-pool)."""
+    kernel_size: Annotated[int, Field(ge=1)] = 3
+    """Convolution kernel size (padding keeps the size)."""
+    hidden_size: Annotated[int, Field(ge=1)] = 128
+    """Width of the fully connected layer before the output."""
+    activation: Activation = "relu"
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.25
+    """Dropout before the fully connected layers."""
+    norm: Norm = "batch"
+    """Normalisation after each conv: none, batch or layer (GroupNorm with one group)."""
+
+
+class ResNetConfig(Section):
+    type: Literal["resnet"] = "resnet"
+    widths: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 64, 128])
+    """Channels of each stage; every stage after the first halves the spatial size."""
+    blocks: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [2, 2, 2])
+    """Residual basic blocks per stage (same length as widths)."""
+    activation: Activation = "relu"
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Dropout before the classifier."""
+    norm: Norm = "batch"
+    """Normalisation inside the blocks: batch (standard), layer (GroupNorm, 1 group) or none."""
+
+
+class RNNConfig(Section):
+    type: Literal["rnn"] = "rnn"
+    cell: Literal["rnn", "lstm", "gru"] = "lstm"
+    """Recurrent cell."""
+    embedding_dim: Annotated[int, Field(ge=1)] = 128
+    """Token embedding width."""
+    hidden_size: Annotated[int, Field(ge=1)] = 128
+    """Hidden state width per direction."""
+    num_layers: Annotated[int, Field(ge=1)] = 1
+    """Stacked recurrent layers."""
+    bidirectional: bool = True
+    """Read the sequence in both directions."""
+    pooling: Literal["last", "mean", "max"] = "mean"
+    """How the sequence of states becomes one vector: last state, mean or max over real tokens."""
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    """Dropout on embeddings, between layers and before the output."""
+    norm: Norm = "none"
+    """Normalisation of the pooled vector: none, batch or layer."""
+
+
+class TransformerConfig(Section):
+    type: Literal["transformer"] = "transformer"
+    d_model: Annotated[int, Field(ge=1)] = 128
+    """Embedding and residual width."""
+    n_heads: Annotated[int, Field(ge=1)] = 4
+    """Attention heads (must divide d_model)."""
+    n_layers: Annotated[int, Field(ge=1)] = 2
+    """Pre-norm encoder blocks."""
+    d_ff: Annotated[int, Field(ge=1)] = 256
+    """Hidden width of each block's feed-forward network."""
+    positions: Literal["sinusoidal", "learned"] = "sinusoidal"
+    """Position encoding added to token embeddings."""
+    pooling: Literal["cls", "mean"] = "cls"
+    """Sequence summary: a learned [CLS] token or the mean over real tokens."""
+    activation: Activation = "gelu"
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    """Dropout on attention weights, residual branches and embeddings."""
+    norm: Literal["layer", "none"] = "layer"
+    """Pre-norm LayerNorm in every block (none only for experiments)."""
+
+
+ModelConfig = Annotated[
+    MLPConfig | LeNetConfig | ResNetConfig | RNNConfig | TransformerConfig,
+    Field(discriminator="type"),
+]
+
+# ---------------------------------------------------------------- training
+
+
+class TrainConfig(Section):
+    epochs: Annotated[int, Field(ge=1)] = 10
+    """Passes over the training split (max_steps, when set, stops earlier)."""
+    max_steps: Annotated[int, Field(ge=1)] | None = None
+    """Stop after this many optimizer steps."""
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    """Examples per micro-batch."""
+    eval_batch_size: Annotated[int, Field(ge=1)] = 512
+    """Examples per batch during validation, test and prediction."""
+    grad_accum: Annotated[int, Field(ge=1)] = 1
+    """Micro-batches per optimizer step; the loss is averaged over all of them."""
+    optimizer: Literal["sgd", "adam", "adamw"] = "adamw"
+    """sgd (with momentum/nesterov), adam (L2 in the gradient) or adamw (decoupled weight decay)."""
+    lr: Annotated[float, Field(gt=0.0)] = 1e-3
+    """Peak learning rate."""
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
+    """Weight decay; biases and norm weights are never decayed."""
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
+    """SGD momentum."""
+    nesterov: bool = False
+    """Nesterov momentum for SGD."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """Adam/AdamW betas."""
+    schedule: Literal["constant", "step", "cosine", "onecycle"] = "cosine"
+    """Learning-rate schedule over optimizer steps."""
+    warmup_steps: Annotated[int, Field(ge=0)] = 0
+    """Linear warmup steps (constant, step and cosine schedules)."""
+    warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Warmup as a fraction of all steps; used when warmup_steps is 0."""
+    min_lr_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    """Cosine floor as a fraction of lr."""
+    step_size: Annotated[int, Field(ge=1)] = 1000
+    """Step schedule: multiply lr by gamma every this many optimizer steps."""
+    gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    """Step schedule decay factor."""
+    grad_clip: Annotated[float, Field(gt=0.0)] | None = 1.0
+    """Clip the global gradient norm to this value; null disables."""
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Label smoothing for classification cross-entropy."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """fp32, or bf16 autocast for forward and loss where the device supports it."""
+    device: str = "auto"
+    """auto, cpu, cuda, cuda:N or mps; auto picks the best present."""
+    eval_every: Annotated[int, Field(ge=1)] | None = None
+    """Validate every N optimizer steps; null validates at the end of each epoch."""
+    monitor: str = "auto"
+    """Validation metric for best checkpoint and early stopping (accuracy, f1_macro, loss, mae, ...); auto: accuracy for classification, loss for regression."""
+    patience: Annotated[int, Field(ge=1)] | None = None
+    """Early stopping: stop after this many validations without improvement; null disables."""
+    checkpoint_every: Annotated[int, Field(ge=1)] | None = None
+    """Also write the last checkpoint every N optimizer steps (always written after each validation)."""
+    log_every: Annotated[int, Field(ge=1)] = 10
+    """Log training loss and throughput every N optimizer steps."""
+    progress: Literal["auto", "always", "never"] = "auto"
+    """Progress bar: auto shows it when stderr is a terminal."""
+    tensorboard: bool = True
+    """Write TensorBoard event files under out_dir/tensorboard."""
+    seed: int = 0
+    """Seed for initialisation, shuffling, dropout and augmentation."""
+    num_threads: Annotated[int, Field(ge=1)] | None = None
+    """CPU threads for torch; null keeps torch's default."""
+
+
+class TaskConfig(Section):
+    type: Literal["auto", "classification", "regression"] = "auto"
+    """classification, regression, or auto (regression when the target is float with many distinct values)."""
+
+
+class RunConfig(Section):
+    name: str = "run"
+    """Run name (used in reports)."""
+    out_dir: str = "runs/run"
+    """Run folder: checkpoints, metrics, plots, report.html and the bundle. An existing finished run is never overwritten: a numbered sibling is used."""
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=LeNetConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(
+    source: str | Path | dict[str, Any] | None = None, overrides: list[str] | None = None
+) -> RunConfig:
+    """Build a RunConfig from a recipe (YAML path or dict) plus `section.field=value` overrides."""
+    text, raw = None, {}
+    where = "config"
+    if isinstance(source, dict):
+        raw = source
+    elif source is not None:
+        path = Path(source)
+        where = str(path)
+        if not path.is_file():
+            raise UserError(f"recipe {path} not found; pass a YAML file (see configs/)")
+        text = path.read_text(encoding="utf-8")
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise UserError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        if not isinstance(raw, dict):
+            raise UserError(f"{path}: a recipe must be a mapping of sections (data, model, train, task)")
+    raw = _deep_copy(raw)
+    for item in overrides or []:
+        _apply_override(raw, item)
+    return validate(raw, where=where, text=text)
+
+
+def validate(raw: dict[str, Any], where: str = "config", text: str | None = None) -> RunConfig:
+    """Validate a plain dict as a RunConfig; errors name the field path and the expected type."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = _clean_loc(err["loc"])
+        line = _line_of(text, loc) if text else None
+        at = f"{where}:{line}" if line else where
+        raw_loc = [str(p) for p in err["loc"]]
+        mtype = raw_loc[1] if raw_loc[:1] == ["model"] and len(raw_loc) > 1 else None
+        raise UserError(f"{at}: {_describe(err, loc, mtype)}") from None
+
+
+def parse_overrides(args: list[str]) -> list[str]:
+    """Turn CLI tokens like ['--train.lr', '3e-4', '--model.type=mlp'] into 'train.lr=3e-4' items."""
+    out, i = [], 0
+    while i < len(args):
+        token = args[i]
+        if not token.startswith("--"):
+            raise UserError(f"unexpected argument {token!r}; overrides look like --train.lr 3e-4")
+        key = token[2:]
+        if "=" in key:
+            out.append(key)
+            i += 1
+            continue
+        if i + 1 >= len(args):
+            raise UserError(f"override {token} needs a value, e.g. {token} 3e-4")
+        out.append(f"{key}={args[i + 1]}")
+        i += 2
+    return out
+
+
+def to_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def field_help(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(path, type, help) for every field, walking nested sections; model variants listed by type."""
+    rows: list[tuple[str, str, str]] = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, Section):
+            rows += field_help(ann, f"{path}.")
+        elif name == "model" and model is RunConfig:
+            for variant in MODEL_CONFIGS.values():
+                rows += field_help(variant, f"model[{variant().type}].")
+        else:
+            rows.append((path, _field_type(info), info.description or ""))
+    return rows
+
+
+MODEL_CONFIGS: dict[str, type[Section]] = {
+    c().type: c for c in (MLPConfig, LeNetConfig, ResNetConfig, RNNConfig, TransformerConfig)
+}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _deep_copy(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        return {k: _deep_copy(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_deep_copy(v) for v in raw]
+    return raw
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    if "=" not in item:
+        raise UserError(f"override {item!r} must look like section.field=value")
+    key, value = item.split("=", 1)
+    parts = [p for p in key.split(".") if p]
+    if not parts:
+        raise UserError(f"override {item!r} has an empty field name")
+    node = raw
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise UserError(f"override --{key}: {part!r} is a value, not a section")
+        node = child
+    try:
+        node[parts[-1]] = yaml.safe_load(value) if value != "" else ""
+    except yaml.YAMLError:
+        node[parts[-1]] = value
+    if parts == ["model", "type"] and node["type"] in MODEL_CONFIGS:
+        # switching model type keeps only the recipe's fields that the new model has
+        allowed = MODEL_CONFIGS[node["type"]].model_fields
+        raw["model"] = {k: v for k, v in node.items() if k in allowed}
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> list[str]:
+    """Drop pydantic's union tags (model.lenet.channels -> model.channels)."""
+    out = [str(p) for p in loc]
+    if len(out) >= 2 and out[0] == "model" and out[1] in MODEL_CONFIGS:
+        out = [out[0], *out[2:]]
+    return out
+
+
+def _describe(err: dict[str, Any], loc: list[str], model_type: str | None) -> str:
+    path = ".".join(loc) or "config"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = _section_at(loc[:-1], model_type)
+        known = list(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(loc[-1], known, n=1)
+        hint = f"did you mean {'.'.join([*loc[:-1], close[0]])!r}?" if close else f"known fields: {', '.join(known)}"
+        return f"unknown field {path!r}; {hint}"
+    if kind == "union_tag_invalid":
+        got = err["input"].get("type") if isinstance(err["input"], dict) else err["input"]
+        return f"model.type must be one of {', '.join(MODEL_CONFIGS)} (got {got!r})"
+    if kind == "union_tag_not_found":
+        return f"model.type is missing; set it to one of {', '.join(MODEL_CONFIGS)}"
+    expected = _expected_type(loc, model_type)
+    got = err.get("input")
+    return f"field {path!r} expected {expected}, got {got!r} ({err['msg'].lower()})"
+
+
+def _section_at(loc: list[str], model_type: str | None = None) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = RunConfig
+    for part in loc:
+        if model is None or part not in model.model_fields:
+            return None
+        ann = model.model_fields[part].annotation
+        if model is RunConfig and part == "model":
+            ann = MODEL_CONFIGS.get(model_type or "")
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return model
+
+
+def _expected_type(loc: list[str], model_type: str | None) -> str:
+    parent = _section_at(loc[:-1], model_type) if loc else None
+    if parent is not None and loc and loc[-1] in parent.model_fields:
+        return _field_type(parent.model_fields[loc[-1]])
+    return "a valid value"
+
+
+def _field_type(info: Any) -> str:
+    bounds = [f"{op} {getattr(m, attr)}" for m in info.metadata for attr, op in _BOUNDS
+              if getattr(m, attr, None) is not None]
+    return " ".join([_type_name(info.annotation), *bounds])
+
+
+def _type_name(ann: Any) -> str:
+    """A readable type: 'int >= 1', 'one of fp32, bf16', 'list of int', 'float or null'."""
+    origin, args = get_origin(ann), get_args(ann)
+    if origin is Annotated:
+        bounds = [f"{op} {getattr(m, attr)}" for m in args[1:] for attr, op in _BOUNDS
+                  if getattr(m, attr, None) is not None]
+        bounds += [f"{op} {getattr(c, attr)}" for m in args[1:] for c in getattr(m, "metadata", [])
+                   for attr, op in _BOUNDS if getattr(c, attr, None) is not None]
+        return " ".join([_type_name(args[0]), *bounds])
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin in (Union, UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+    if origin in (list, tuple):
+        inner = _type_name(args[0]) if args else "value"
+        return f"list of {inner}" if origin is list else f"pair of {inner}"
+    return getattr(ann, "__name__", str(ann))
+
+
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+
+
+def _line_of(text: str, loc: list[str]) -> int | None:
+    """1-based line of the deepest key of `loc` present in the YAML text."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for key, value in node.value:
+            if key.value == part:
+                line, node = key.start_mark.line + 1, value
+                break
+        else:
+            break
+    return line

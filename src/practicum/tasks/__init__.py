@@ -1,0 +1,21 @@
+"""Tasks: the objective of a run. A task owns the loss, the metrics and how outputs read."""
+
+from __future__ import annotations
+
+from practicum.registry import Registry
+from practicum.tasks.base import Task
+
+TASKS: Registry[type[Task]] = Registry("task")
+
+from practicum.tasks.classification import ClassificationTask  # noqa: E402
+from practicum.tasks.regression import RegressionTask  # noqa: E402
+
+TASKS.register("classification")(ClassificationTask)
+TASKS.register("regression")(RegressionTask)
+
+
+def build_task(name: str, **kwargs) -> Task:
+    return TASKS.get(name)(**kwargs)
+
+
+__all__ = ["TASKS", "Task", "ClassificationTask", "RegressionTask", "build_task"]

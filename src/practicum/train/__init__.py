@@ -1,0 +1,5 @@
+"""Training: the one loop, optimizers and schedules, checkpoints, devices."""
+
+from practicum.train.trainer import Trainer, TrainState
+
+__all__ = ["Trainer", "TrainState"]

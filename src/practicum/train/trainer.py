@@ -1,0 +1,361 @@
+"""The one training loop. It knows tasks, batches and optimizers, never which model it trains.
+
+Exactness: the batch order of epoch e comes from a generator seeded by (seed, e), and
+augmentation of batch b from one seeded by (seed, e, b). A checkpoint holds the model,
+optimizer, scheduler, global RNG states and the position (epoch, batch in epoch), so a
+resumed run replays the same batches with the same randomness and ends on the same weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from practicum.config import TrainConfig
+from practicum.errors import TrainingDiverged, UserError
+from practicum.evaluate.metrics import higher_is_better, scalar_metrics
+from practicum.tasks import Task
+from practicum.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, save_weights, set_rng_state
+from practicum.train.device import resolve_device, supports_bf16
+from practicum.train.optim import build_optimizer, build_scheduler
+from practicum.train.runlog import RunLog
+
+log = logging.getLogger(__name__)
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class TrainState:
+    """Everything about progress that a checkpoint must carry besides tensors."""
+
+    step: int = 0  # optimizer steps taken
+    epoch: int = 0  # epoch in progress
+    batch_in_epoch: int = 0  # micro-batches of this epoch already consumed
+    samples_seen: int = 0
+    best_value: float | None = None
+    best_step: int = -1
+    evals_since_best: int = 0
+    stopped_early: bool = False
+    train_time_s: float = 0.0
+
+
+class Trainer:
+    """Fits `model` on `train` for `task`, validating on `val`, writing into `run_dir`."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        model: nn.Module,
+        task: Task,
+        train: Batch,
+        val: Batch | None,
+        run_dir: Path,
+        augment: Callable[[Batch, torch.Generator], Batch] | None = None,
+    ) -> None:
+        self.cfg, self.task, self.train_data, self.augment = cfg, task, train, augment
+        self.val_data = val if val is not None and _rows(val) > 0 else None
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(cfg.device)
+        self.model = model.to(self.device)
+        self.n_train = _rows(train)
+        self.batches_per_epoch = _batches_per_epoch(self.n_train, cfg.batch_size)
+        steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.grad_accum)
+        self.total_steps = cfg.epochs * steps_per_epoch
+        if cfg.max_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.total_steps)
+        self.monitor = task.default_monitor if cfg.monitor == "auto" else cfg.monitor
+        self.higher_better = higher_is_better(self.monitor)
+        self.state = TrainState()
+        self.runlog = RunLog(self.run_dir, tensorboard=cfg.tensorboard)
+        self.last_path = self.run_dir / "checkpoints" / "last.pt"
+        self.best_path = self.run_dir / "checkpoints" / "best.safetensors"
+        self.autocast = self._autocast_context()
+
+    # ------------------------------------------------------------ public
+
+    def fit(self, resume: bool = False) -> TrainState:
+        if resume:
+            self._restore()
+        if self.n_train == 0:
+            raise UserError("the training split is empty; check data.path and data.split fractions")
+        bar = _progress(self.cfg.progress, self.total_steps, self.state.step)
+        window = _Window()
+        start = time.perf_counter() - self.state.train_time_s
+        try:
+            while self.state.step < self.total_steps and not self.state.stopped_early:
+                self._run_epoch(bar, window, start)
+        finally:
+            self.state.train_time_s = time.perf_counter() - start
+            if bar is not None:
+                bar.close()
+            self.runlog.close()
+        if self.val_data is None or not self.best_path.exists():
+            save_weights(self.best_path, self.model.state_dict())
+        self._save_last()
+        return self.state
+
+    @torch.no_grad()
+    def predict_outputs(self, data: Batch) -> torch.Tensor:
+        """Model outputs for every row of `data`, in order, on the CPU (float32)."""
+        was_training = self.model.training
+        self.model.eval()
+        outs = []
+        n = _rows(data)
+        for lo in range(0, n, self.cfg.eval_batch_size):
+            batch = _to_device(_slice(data, slice(lo, lo + self.cfg.eval_batch_size)), self.device)
+            with self.autocast:
+                outs.append(self.model(**_inputs(batch)).float().cpu())
+        self.model.train(was_training)
+        return torch.cat(outs) if outs else torch.empty(0)
+
+    def evaluate(self, data: Batch) -> dict[str, Any]:
+        """Loss and the task's metrics over a whole split."""
+        outputs = self.predict_outputs(data)
+        target = data["target"]
+        loss = float(self.task.loss(outputs, target)) / max(1, len(target))
+        return {"loss": loss, **self.task.metrics(outputs, target)}
+
+    def load_best(self) -> None:
+        from safetensors.torch import load_file
+
+        self.model.load_state_dict(load_file(self.best_path, device=str(self.device)))
+
+    # ------------------------------------------------------------ the loop
+
+    def _run_epoch(self, bar: Any, window: _Window, start: float) -> None:
+        st, cfg = self.state, self.cfg
+        plan = self._batch_plan(st.epoch)
+        self.model.train()
+        while st.batch_in_epoch < len(plan) and st.step < self.total_steps:
+            group = plan[st.batch_in_epoch : st.batch_in_epoch + cfg.grad_accum]
+            loss, n = self._step(group)
+            st.batch_in_epoch += len(group)
+            st.samples_seen += n
+            window.add(loss * n, n)
+            st.step += 1
+            if bar is not None:
+                bar.update(1)
+            if st.step % cfg.log_every == 0 or st.step == self.total_steps:
+                self._log_train(window, bar)
+            if cfg.eval_every and st.step % cfg.eval_every == 0:
+                self._validate(bar, start)
+            elif cfg.checkpoint_every and st.step % cfg.checkpoint_every == 0:
+                self._save_last(start)
+            if st.stopped_early:
+                return
+        if st.batch_in_epoch >= len(plan):  # a whole epoch is done
+            st.epoch += 1
+            st.batch_in_epoch = 0
+            if not cfg.eval_every:
+                self._validate(bar, start)
+
+    def _step(self, group: list[torch.Tensor]) -> tuple[float, int]:
+        """One optimizer step over a group of micro-batches; the loss is averaged over all rows."""
+        n_group = sum(len(idx) for idx in group)
+        total = 0.0
+        for b, idx in enumerate(group):
+            batch = _to_device(_slice(self.train_data, idx), self.device)
+            if self.augment is not None:
+                batch = self.augment(batch, self._augment_generator(self.state.batch_in_epoch + b))
+            with self.autocast:
+                outputs = self.model(**_inputs(batch))
+                loss = self.task.loss(outputs, batch["target"]) / n_group
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                self._diverged(f"loss became {value}")
+            loss.backward()
+            total += value
+        if self.cfg.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            if not torch.isfinite(norm):
+                self._diverged(f"the gradient norm became {float(norm)}")
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total, n_group
+
+    def _batch_plan(self, epoch: int) -> list[torch.Tensor]:
+        gen = torch.Generator().manual_seed(_mix(self.cfg.seed, epoch))
+        order = torch.randperm(self.n_train, generator=gen)
+        bs = self.cfg.batch_size
+        plan = [order[i : i + bs] for i in range(0, self.n_train, bs)]
+        if len(plan) > 1 and len(plan[-1]) == 1:  # a batch of one breaks batch norm
+            plan.pop()
+        return plan
+
+    def _augment_generator(self, batch_index: int) -> torch.Generator:
+        return torch.Generator().manual_seed(_mix(self.cfg.seed, self.state.epoch, batch_index))
+
+    # ------------------------------------------------------------ validation, checkpoints
+
+    def _validate(self, bar: Any, start: float) -> None:
+        st = self.state
+        if self.val_data is None:
+            self._save_last(start)
+            return
+        metrics = scalar_metrics(self.evaluate(self.val_data))
+        if self.monitor not in metrics:
+            raise UserError(
+                f"train.monitor {self.monitor!r} is not a validation metric; "
+                f"choose one of {', '.join(sorted(metrics))}"
+            )
+        self.runlog.write({"split": "val", "step": st.step, "epoch": st.epoch, **metrics})
+        value = metrics[self.monitor]
+        better = st.best_value is None or (
+            value > st.best_value if self.higher_better else value < st.best_value
+        )
+        if better:
+            st.best_value, st.best_step, st.evals_since_best = value, st.step, 0
+            save_weights(self.best_path, self.model.state_dict())
+        else:
+            st.evals_since_best += 1
+            if self.cfg.patience is not None and st.evals_since_best >= self.cfg.patience:
+                st.stopped_early = True
+                log.info("early stopping at step %d: no %s improvement in %d validations",
+                         st.step, self.monitor, st.evals_since_best)
+        if bar is not None:
+            bar.set_postfix_str(_postfix(bar, f"val_{self.monitor}={value:.4g}"), refresh=False)
+        self.runlog.flush()
+        self._save_last(start)
+
+    def _save_last(self, start: float | None = None) -> None:
+        if start is not None:
+            self.state.train_time_s = time.perf_counter() - start
+        save_checkpoint(
+            self.last_path,
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "state": asdict(self.state),
+                "rng": rng_state(),
+            },
+        )
+
+    def _restore(self) -> None:
+        if not self.last_path.exists():
+            raise UserError(
+                f"nothing to resume: {self.last_path} does not exist; start the run without --resume"
+            )
+        ckpt = load_checkpoint(self.last_path, map_location=self.device)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.state = TrainState(**ckpt["state"])
+        set_rng_state(ckpt["rng"])
+        self.runlog.truncate_after(self.state.step)
+        log.info("resumed from %s at step %d (epoch %d, batch %d)", self.last_path,
+                 self.state.step, self.state.epoch, self.state.batch_in_epoch)
+
+    def _diverged(self, what: str) -> None:
+        st = self.state
+        kept = (
+            f"the last good checkpoint is kept at {self.last_path}"
+            if self.last_path.exists()
+            else "no checkpoint had been written yet"
+        )
+        raise TrainingDiverged(
+            f"{what} at step {st.step + 1} (epoch {st.epoch + 1}); training stopped and {kept}. "
+            "Lower --train.lr or set --train.grad_clip, then run again (or --resume)."
+        )
+
+    def _log_train(self, window: _Window, bar: Any) -> None:
+        loss, rate = window.take()
+        st = self.state
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.runlog.write({"split": "train", "step": st.step, "epoch": st.epoch,
+                           "loss": loss, "lr": lr, "samples_per_s": rate})
+        if bar is not None:
+            bar.set_postfix_str(_postfix(bar, f"loss={loss:.4g} {rate:,.0f}/s"), refresh=False)
+
+    def _autocast_context(self) -> Any:
+        if self.cfg.precision != "bf16":
+            return nullcontext()
+        if not supports_bf16(self.device):
+            log.warning("bf16 is not supported on %s; training in fp32", self.device)
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+class _Window:
+    """Loss and throughput since the last log line."""
+
+    def __init__(self) -> None:
+        self.loss_sum, self.rows, self.t0 = 0.0, 0, time.perf_counter()
+
+    def add(self, loss_sum: float, rows: int) -> None:
+        self.loss_sum += loss_sum
+        self.rows += rows
+
+    def take(self) -> tuple[float, float]:
+        elapsed = max(time.perf_counter() - self.t0, 1e-9)
+        out = (self.loss_sum / max(self.rows, 1), self.rows / elapsed)
+        self.loss_sum, self.rows, self.t0 = 0.0, 0, time.perf_counter()
+        return out
+
+
+def _mix(*parts: int) -> int:
+    """A seed from several integers (stable across runs and machines)."""
+    value = 0x9E3779B97F4A7C15
+    for p in parts:
+        value = (value * 6364136223846793005 + int(p) + 1442695040888963407) % (1 << 63)
+    return value
+
+
+def _rows(data: Batch) -> int:
+    return len(next(iter(data.values()))) if data else 0
+
+
+def _batches_per_epoch(n: int, bs: int) -> int:
+    full, rest = divmod(n, bs)
+    return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
+
+
+def _slice(data: Batch, idx: Any) -> Batch:
+    return {k: v[idx] for k, v in data.items()}
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _inputs(batch: Batch) -> Batch:
+    return {k: v for k, v in batch.items() if k != "target"}
+
+
+def _progress(mode: str, total: int, initial: int) -> Any:
+    show = mode == "always" or (mode == "auto" and sys.stderr.isatty())
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=False)
+
+
+def _postfix(bar: Any, part: str) -> str:
+    """Keep the latest loss and validation parts side by side in the bar."""
+    key = part.split("=", 1)[0]
+    old = [p for p in (bar.postfix or "").split(", ") if p and not p.startswith(key)]
+    return ", ".join([*old, part])
+
+
+def iterate_rows(data: Batch, batch_size: int) -> Iterator[Batch]:
+    """Sequential batches of a split (for prediction outside the Trainer)."""
+    for lo in range(0, _rows(data), batch_size):
+        yield _slice(data, slice(lo, lo + batch_size))
