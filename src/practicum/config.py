@@ -110,6 +110,7 @@ Activation = Literal["relu", "gelu", "tanh", "sigmoid", "silu"]
 
 class MLPConfig(Section):
     type: Literal["mlp"] = "mlp"
+    """Model architecture (see `practicum config fields`)."""
     hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128, 64])
     """Width of each hidden layer."""
     activation: Activation = "relu"
@@ -124,6 +125,7 @@ class MLPConfig(Section):
 
 class LeNetConfig(Section):
     type: Literal["lenet"] = "lenet"
+    """Model architecture (see `practicum config fields`)."""
     channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 64])
     """Output channels of each conv block (conv, norm, activation, 2x2 max-pool)."""
     kernel_size: Annotated[int, Field(ge=1)] = 3
@@ -131,6 +133,7 @@ class LeNetConfig(Section):
     hidden_size: Annotated[int, Field(ge=1)] = 128
     """Width of the fully connected layer before the output."""
     activation: Activation = "relu"
+    """Non-linearity after each conv and the hidden layer."""
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.25
     """Dropout before the fully connected layers."""
     norm: Norm = "batch"
@@ -139,11 +142,13 @@ class LeNetConfig(Section):
 
 class ResNetConfig(Section):
     type: Literal["resnet"] = "resnet"
+    """Model architecture (see `practicum config fields`)."""
     widths: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 64, 128])
     """Channels of each stage; every stage after the first halves the spatial size."""
     blocks: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [2, 2, 2])
     """Residual basic blocks per stage (same length as widths)."""
     activation: Activation = "relu"
+    """Non-linearity inside the residual blocks."""
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     """Dropout before the classifier."""
     norm: Norm = "batch"
@@ -152,6 +157,7 @@ class ResNetConfig(Section):
 
 class RNNConfig(Section):
     type: Literal["rnn"] = "rnn"
+    """Model architecture (see `practicum config fields`)."""
     cell: Literal["rnn", "lstm", "gru"] = "lstm"
     """Recurrent cell."""
     embedding_dim: Annotated[int, Field(ge=1)] = 128
@@ -172,6 +178,7 @@ class RNNConfig(Section):
 
 class TransformerConfig(Section):
     type: Literal["transformer"] = "transformer"
+    """Model architecture (see `practicum config fields`)."""
     d_model: Annotated[int, Field(ge=1)] = 128
     """Embedding and residual width."""
     n_heads: Annotated[int, Field(ge=1)] = 4
@@ -185,6 +192,7 @@ class TransformerConfig(Section):
     pooling: Literal["cls", "mean"] = "cls"
     """Sequence summary: a learned [CLS] token or the mean over real tokens."""
     activation: Activation = "gelu"
+    """Non-linearity of the feed-forward networks."""
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     """Dropout on attention weights, residual branches and embeddings."""
     norm: Literal["layer", "none"] = "layer"

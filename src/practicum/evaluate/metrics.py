@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 _AVERAGES = ("macro", "micro", "weighted")
 # Metrics where smaller is better; every other metric name is "higher is better".
@@ -34,6 +33,8 @@ def classification_metrics(
     from the test set still appear (with support 0). roc_auc is included only when it is
     defined (>= 2 classes present in y_true); log_loss whenever proba is given.
     """
+    from sklearn import metrics as skm  # lazy: keeps `import practicum` fast
+
     yt = _as_labels(y_true, "y_true")
     yp = _as_labels(y_pred, "y_pred")
     if yt.shape != yp.shape:
@@ -77,16 +78,17 @@ def classification_metrics(
 
 def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, Any]:
     """MSE, RMSE, MAE and R² (R² only with >= 2 examples, where it is defined)."""
+    from sklearn import metrics as skm
+
     yt = _to_numpy(y_true, np.float64).reshape(-1)
     yp = _to_numpy(y_pred, np.float64).reshape(-1)
     if yt.shape != yp.shape:
         raise ValueError(f"y_true has {yt.size} values but y_pred has {yp.size}")
     if yt.size == 0:
         raise ValueError("regression_metrics needs at least one example")
-    mse = float(skm.mean_squared_error(yt, yp))
     out: dict[str, Any] = {
         "n": int(yt.size),
-        "mse": mse,
+        "mse": float(skm.mean_squared_error(yt, yp)),
         "rmse": float(skm.root_mean_squared_error(yt, yp)),
         "mae": float(skm.mean_absolute_error(yt, yp)),
     }
@@ -152,6 +154,8 @@ def _label_names(
 
 def _probability_metrics(yt: np.ndarray, p: np.ndarray, k: int) -> dict[str, float]:
     """roc_auc (when defined) and log_loss from class probabilities."""
+    from sklearn import metrics as skm
+
     if p.ndim == 1:
         if k != 2:
             raise ValueError(f"1-D proba means a binary task, but there are {k} labels")

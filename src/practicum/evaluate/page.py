@@ -25,6 +25,8 @@ main { max-width:1120px; margin:0 auto; padding:28px 24px 48px; }
 header h1 { margin:0; font-size:26px; font-weight:650; letter-spacing:-0.01em; }
 header .sub { color:var(--muted); margin-top:4px; }
 h2 { font-size:17px; margin:0 0 12px; font-weight:620; }
+h3 { font-size:14px; margin:18px 0 8px; font-weight:620; }
+code { font:12.5px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 section { background:var(--card); border:1px solid var(--line); border-radius:10px;
   padding:18px 20px; margin-top:18px; }
 .cards { display:grid; grid-template-columns:repeat(auto-fit, minmax(150px, 1fr)); gap:12px;

@@ -9,15 +9,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 LOSS_PNG = "loss.png"
 METRIC_PNG = "metric.png"
-CONFUSION_PNG = "confusion.png"
+CONFUSION_PNG = "confusion_matrix.png"
 REGRESSION_PNG = "regression.png"
 
 # Validation metrics worth a panel, in order of preference; others are a fallback.
@@ -51,7 +52,7 @@ def plot_curves(history: list[dict[str, Any]], out_dir: Path) -> list[Path]:
 
     names = _val_metric_names(val)
     if names:
-        fig = Figure(figsize=(3.6 * len(names) + 0.4, 3.4), layout="constrained")
+        fig = _new_figure(3.6 * len(names) + 0.4, 3.4)
         for i, name in enumerate(names):
             ax = fig.add_subplot(1, len(names), i + 1)
             xs, ys = _series(val, name)
@@ -137,14 +138,24 @@ def plot_regression(y_true: Any, y_pred: Any, path: Path) -> Path:
 # ---------------------------------------------------------------- helpers
 
 
-def _figure(width: float, height: float) -> tuple[Figure, Any]:
+def _new_figure(width: float, height: float) -> Figure:
+    """A Figure on its own Agg canvas: no pyplot, no global backend, no display."""
+    # lazy: matplotlib is slow to import and `import practicum` must stay fast
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _figure(width: float, height: float) -> tuple[Figure, Any]:
+    fig = _new_figure(width, height)
     return fig, fig.add_subplot(1, 1, 1)
 
 
 def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
     fig.savefig(path, format="png", dpi=_DPI, facecolor="white")
     return path
 

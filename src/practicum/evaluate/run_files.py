@@ -113,15 +113,16 @@ def write_plots(run_dir: Path, only_missing: bool = False) -> list[Path]:
 
     only_missing: keep plots that already exist. Returns the paths written.
     """
-    return _draw_plots(read_run(run_dir), only_missing)
+    return draw_plots(read_run(run_dir), only_missing)
 
 
-def _draw_plots(run: RunFiles, only_missing: bool) -> list[Path]:
+def draw_plots(run: RunFiles, only_missing: bool = False) -> list[Path]:
+    """Draw the standard plots for an already-read run into run_dir/plots (see write_plots)."""
     out = run.run_dir / "plots"
     written: list[Path] = []
 
     def wanted(name: str) -> bool:
-        return not (only_missing and (out / name).is_file())
+        return not (only_missing and name in run.plots)
 
     if run.history and (wanted(plots.LOSS_PNG) or wanted(plots.METRIC_PNG)):
         written += plots.plot_curves(run.history, out)
@@ -263,4 +264,12 @@ def _float(value: Any) -> float | None:
 def _find_plots(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
-    return {p.name: p for p in sorted(folder.glob("*.png")) if p.is_file()}
+    found = {p.name: p for p in sorted(folder.glob("*.png")) if p.is_file()}
+    for alias, name in _PLOT_ALIASES.items():
+        if alias in found and name not in found:
+            found[name] = found.pop(alias)
+    return found
+
+
+_PLOT_ALIASES = {"confusion.png": plots.CONFUSION_PNG, "loss_curve.png": plots.LOSS_PNG,
+                 "metrics.png": plots.METRIC_PNG}

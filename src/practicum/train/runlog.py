@@ -16,6 +16,7 @@ class RunLog:
     """Appends one JSON row per event; mirrors scalars to TensorBoard; rewrites the CSV on flush."""
 
     def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
         self.jsonl = run_dir / "metrics.jsonl"
         self.csv = run_dir / "metrics.csv"
         self.tb_dir = run_dir / "tensorboard"

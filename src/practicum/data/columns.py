@@ -1,0 +1,150 @@
+"""Column-level decisions: which columns are features and target, their types, the kind, the task."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from practicum.data.spec import Kind, Task
+from practicum.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ColumnType = Literal["numeric", "categorical", "text", "bool"]
+TARGET_GUESSES = ("label", "target", "category", "class", "labels", "y")
+REGRESSION_MIN_DISTINCT = 20
+"""task auto: a float target with more distinct values than this is a regression target."""
+
+
+def unknown_column(source: str, name: str, available: Iterable[str], field: str) -> UserError:
+    """'no column X (field); did you mean Y? available: ...' as a UserError."""
+    available = [str(c) for c in available]
+    close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return UserError(f"{source}: no column {name!r} ({field}); {hint}available: {', '.join(available)}")
+
+
+def resolve_columns(
+    frame: pd.DataFrame,
+    source: str,
+    target: str | None,
+    features: list[str] | None,
+    default_target: str | None = None,
+) -> tuple[str, list[str]]:
+    """(target, features) for a table: data.target, else the source's own, else 'label' (or kin)."""
+    cols = [str(c) for c in frame.columns]
+    if target is None:
+        target = default_target or next((c for c in TARGET_GUESSES if c in cols), None)
+        if target is None:
+            raise UserError(
+                f"{source}: no 'label' column and data.target is not set; set data.target to "
+                f"one of: {', '.join(cols)}"
+            )
+        if target != "label" and target != default_target:
+            log.info("data.target not set: using column %r", target)
+    elif target not in cols:
+        raise unknown_column(source, target, cols, "data.target")
+    if features is None:
+        features = [c for c in cols if c != target]
+    else:
+        for name in features:
+            if name not in cols:
+                raise unknown_column(source, name, cols, "data.features")
+        if target in features:
+            raise UserError(f"data.features lists the target {target!r}; remove it from data.features")
+    if not features:
+        raise UserError(f"{source}: no feature columns besides the target {target!r}; add input columns")
+    return target, list(features)
+
+
+def check_columns(frame: pd.DataFrame, source: str, needed: Iterable[str], field: str) -> None:
+    """Every column of `needed` must be in `frame` (val/test/predict files)."""
+    for name in needed:
+        if name not in frame.columns:
+            raise unknown_column(source, name, frame.columns, field)
+
+
+def value_key(v: Any) -> str | None:
+    """A category or label as a string: 3.0 -> '3', True -> 'True', missing -> None."""
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        return str(v)
+    if isinstance(v, bool | np.bool_):
+        return str(bool(v))
+    if isinstance(v, float | np.floating) and math.isfinite(v) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, np.integer):
+        return str(int(v))
+    return str(v)
+
+
+def sort_labels(keys: Iterable[str]) -> list[str]:
+    """Sorted label strings: numerically when they are all numbers, else alphabetically."""
+    keys = sorted(set(keys))
+    try:
+        return sorted(keys, key=float)
+    except ValueError:
+        return keys
+
+
+def column_type(series: pd.Series) -> ColumnType:
+    """numeric, bool, text (free text) or categorical (other strings)."""
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(series):
+        return "numeric"
+    values = series.dropna()
+    if values.empty:
+        return "categorical"
+    if values.map(lambda v: isinstance(v, bool | np.bool_)).all():
+        return "bool"
+    strings = values.astype(str)
+    return "text" if is_free_text(strings) else "categorical"
+
+
+def is_free_text(strings: pd.Series) -> bool:
+    """Several words per value, or mostly unique longish strings."""
+    words = strings.str.split().str.len().mean()
+    unique = strings.nunique() / max(len(strings), 1)
+    return bool(words >= 3 or (unique >= 0.5 and strings.str.len().mean() >= 15))
+
+
+def infer_table_kind(data_kind: str, frame: pd.DataFrame, features: list[str], hint: Kind | None) -> Kind:
+    """data.kind for a table: as set, else the source's own, else text for one free-text column."""
+    if data_kind == "image":
+        raise UserError("data.kind is 'image' but data.path holds a table; set data.kind to auto")
+    if data_kind in ("tabular", "text"):
+        return data_kind  # type: ignore[return-value]
+    if hint is not None:
+        return hint
+    if len(features) == 1 and column_type(frame[features[0]]) == "text":
+        return "text"
+    return "tabular"
+
+
+def infer_task(task_type: str, values: pd.Series, source: str, target: str) -> Task:
+    """The task: as set, or auto -> regression for a float target with many distinct values."""
+    values = values.dropna()
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if task_type == "regression":
+        if not numeric:
+            sample = values.astype(str).head(1).tolist()
+            raise UserError(
+                f"{source}: task.type is regression but target {target!r} is not numeric "
+                f"(e.g. {sample[0] if sample else '?'!r}); set task.type classification"
+            )
+        return "regression"
+    if task_type == "classification":
+        return "classification"
+    if numeric and pd.api.types.is_float_dtype(values) and values.nunique() > REGRESSION_MIN_DISTINCT:
+        log.info("task auto: target %r is float with %d distinct values -> regression", target, values.nunique())
+        return "regression"
+    return "classification"
