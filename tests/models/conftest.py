@@ -33,6 +33,15 @@ def text_batch(n: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return tokens * mask, mask
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads and lose much on a busy 2-core CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def text_spec() -> SimpleNamespace:
     return make_spec("text", vocab_size=VOCAB, max_length=MAX_LEN)

@@ -48,6 +48,13 @@ def test_resnet_feature_shape_is_what_runs(shape, expected):
     assert model.stages(model.stem(torch.randn(2, *shape))).shape[1:] == expected
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # a perf note
+@pytest.mark.parametrize("kernel", [1, 3, 4, 5])
+def test_lenet_convs_keep_the_size_for_any_kernel(kernel):
+    model = LeNet(LeNetConfig(**LENET, kernel_size=kernel), (1, 28, 28), 3)
+    assert model.features(torch.randn(2, 1, 28, 28)).shape[1:] == model.feature_shape == (16, 7, 7)
+
+
 def test_deep_configs_never_pool_below_one_pixel():
     lenet = LeNet(LeNetConfig(channels=[4, 4, 4, 4, 4], hidden_size=8), (1, 8, 8), 3)
     resnet = ResNet(ResNetConfig(widths=[4, 4, 4, 4, 4, 4], blocks=[1] * 6), (1, 8, 8), 3)

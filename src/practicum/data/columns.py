@@ -86,6 +86,11 @@ def value_key(v: Any) -> str | None:
     return str(v)
 
 
+def value_keys(values: Iterable[Any]) -> list[str | None]:
+    """value_key of each value (a list, so pandas cannot turn None back into NaN)."""
+    return [value_key(v) for v in values]
+
+
 def sort_labels(keys: Iterable[str]) -> list[str]:
     """Sorted label strings: numerically when they are all numbers, else alphabetically."""
     keys = sorted(set(keys))

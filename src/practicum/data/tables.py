@@ -92,27 +92,26 @@ def _check_field_counts(path: Path, text: str, sep: str) -> None:
         header = next(reader, None)
         if header is None:
             return
-        width = len(header)
+        width, start = len(header), reader.line_num + 1
         for row in reader:
             if row and len(row) != width:
+                spans = reader.line_num > start or any("\n" in field for field in row)
+                hint = "a quote opened on this line is never closed" if spans else (
+                    f"quote fields that contain {sep!r}")
                 raise UserError(
-                    f"{path}:{reader.line_num}: expected {width} fields (as in the header) "
-                    f"but found {len(row)}; fix that row (quote fields that contain {sep!r})"
+                    f"{path}:{start}: expected {width} fields (as in the header) "
+                    f"but found {len(row)}; fix that row ({hint})"
                 )
+            start = reader.line_num + 1
     except csv.Error as exc:
         raise UserError(f"{path}:{reader.line_num}: cannot parse CSV ({exc}); fix that row") from None
 
 
 def _read_json_records(path: Path, text: str) -> pd.DataFrame:
-    """A JSON array of objects, or JSON Lines: one object per line."""
-    if text.lstrip().startswith("["):
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); fix the file") from None
-        for i, rec in enumerate(records):
-            _check_record(path, rec, f"record {i}")
-        return pd.DataFrame.from_records(records)
+    """JSON Lines (one object per line), or for .json a JSON array of objects / dict of columns."""
+    is_json = path.name.lower().removesuffix(".gz").endswith(".json")
+    if text.lstrip().startswith("[") or (is_json and not _looks_like_jsonl(text)):
+        return _read_json_document(path, text)
     records = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -127,6 +126,32 @@ def _read_json_records(path: Path, text: str) -> pd.DataFrame:
         _check_record(path, rec, f"line {lineno}", f"{path}:{lineno}")
         records.append(rec)
     return pd.DataFrame.from_records(records)
+
+
+def _looks_like_jsonl(text: str) -> bool:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return len(lines) > 1 and all(line.startswith("{") and line.endswith("}") for line in lines[:2])
+
+
+def _read_json_document(path: Path, text: str) -> pd.DataFrame:
+    """A whole-file JSON array of records, or an object whose values are equal-length columns."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); fix the file") from None
+    if isinstance(doc, dict):
+        lengths = {len(v) if isinstance(v, list) else -1 for v in doc.values()}
+        if len(lengths) != 1 or -1 in lengths:
+            raise UserError(
+                f"{path}: holds one JSON object (keys: {', '.join(list(doc)[:8])}), not records; "
+                "give a JSON array of records or JSON Lines (one object per line)"
+            )
+        return pd.DataFrame(doc)
+    if not isinstance(doc, list):
+        raise UserError(f"{path}: holds a JSON {type(doc).__name__}; give a JSON array of records")
+    for i, rec in enumerate(doc):
+        _check_record(path, rec, f"record {i}")
+    return pd.DataFrame.from_records(doc)
 
 
 def _check_record(path: Path, rec: Any, what: str, where: str | None = None) -> None:

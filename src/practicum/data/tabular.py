@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from practicum.data.columns import column_type, sort_labels, value_key
+from practicum.data.columns import column_type, sort_labels, value_keys
 from practicum.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class TabularEncoder:
             stds.append(std if std > 0 else 1.0)
         cats = []
         for col in cat_cols:
-            keys = frame[col].map(value_key).dropna()
+            keys = [k for k in value_keys(frame[col]) if k is not None]
             cats.append(sort_labels(keys))
             if len(cats[-1]) > HIGH_CARDINALITY:
                 log.warning("column %r has %d categories; is it an ID or free text?", col, len(cats[-1]))
@@ -113,7 +113,7 @@ class TabularEncoder:
     def _indices(series: pd.Series, cats: list[str]) -> np.ndarray:
         lookup = {c: i + 1 for i, c in enumerate(cats)}
         return np.fromiter(
-            (lookup.get(k, 0) for k in series.map(value_key)), dtype=np.int64, count=len(series)
+            (lookup.get(k, 0) for k in value_keys(series)), dtype=np.int64, count=len(series)
         )
 
     def state(self) -> dict[str, Any]:

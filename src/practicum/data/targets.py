@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from practicum.data.columns import sort_labels, value_key
+from practicum.data.columns import sort_labels, value_keys
 from practicum.errors import UserError
 
 
@@ -25,7 +25,7 @@ class TargetEncoder:
     def fit(cls, values: pd.Series | np.ndarray, task: str, source: str) -> TargetEncoder:
         series = pd.Series(values)
         if task == "classification":
-            labels = sort_labels(k for k in series.map(value_key) if k is not None)
+            labels = sort_labels(k for k in value_keys(series) if k is not None)
             if len(labels) < 2:
                 raise UserError(
                     f"{source}: the training target has {len(labels)} class(es) "
@@ -43,7 +43,7 @@ class TargetEncoder:
             y = (regression_values(series, source) - self.mean) / self.std
             return torch.from_numpy(y.astype(np.float32))
         index = {label: i for i, label in enumerate(self.labels or [])}
-        keys = series.map(value_key).tolist()
+        keys = value_keys(series)
         out = np.empty(len(keys), dtype=np.int64)
         for i, key in enumerate(keys):
             if key not in index:
@@ -67,7 +67,7 @@ class TargetEncoder:
         """Target values as the user wrote them: label strings or floats."""
         series = pd.Series(values)
         if self.task == "classification":
-            return series.map(value_key).tolist()
+            return value_keys(series)
         return [float(v) for v in pd.to_numeric(series, errors="coerce")]
 
     def state(self) -> dict[str, Any]:

@@ -29,22 +29,25 @@ h3 { font-size:14px; margin:18px 0 8px; font-weight:620; }
 code { font:12.5px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 section { background:var(--card); border:1px solid var(--line); border-radius:10px;
   padding:18px 20px; margin-top:18px; }
-.cards { display:grid; grid-template-columns:repeat(auto-fit, minmax(150px, 1fr)); gap:12px;
+.cards { display:grid; grid-template-columns:repeat(auto-fit, minmax(140px, 1fr)); gap:12px;
   margin-top:18px; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:12px 14px; }
 .card .label { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:0.04em; }
 .card .value { font-size:22px; font-weight:640; margin-top:2px; font-variant-numeric:tabular-nums;
-  overflow-wrap:anywhere; }
+  overflow-wrap:break-word; }
+.card .value.word { font-size:17px; padding-top:4px; }
 .card .note { color:var(--muted); font-size:12px; margin-top:2px; }
 .notice { background:var(--warn); border:1px solid #f0dca0; border-radius:10px; padding:10px 14px;
   margin-top:18px; }
 .notice ul { margin:4px 0 0; padding-left:20px; }
 .muted { color:var(--muted); }
 .plots { display:flex; flex-wrap:wrap; gap:16px; align-items:flex-start; }
-.plots figure { margin:0; flex:1 1 420px; max-width:100%; }
+.plots figure { margin:0; flex:1 1 420px; }
 .plots img { max-width:100%; height:auto; border:1px solid var(--line); border-radius:6px; }
 .plots figcaption { color:var(--muted); font-size:12px; margin-top:4px; }
 table { border-collapse:collapse; width:100%; font-variant-numeric:tabular-nums; }
+table.compact { width:auto; min-width:440px; }
+tr.absent td { color:var(--muted); }
 th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line); vertical-align:top; }
 th { font-size:12px; color:var(--muted); font-weight:600; text-transform:uppercase;
   letter-spacing:0.03em; background:#fafbfd; position:sticky; top:0; }
@@ -72,7 +75,7 @@ def esc(value: Any) -> str:
 
 
 def fmt(value: Any) -> str:
-    """A number for people: ints with separators, floats with 4 significant digits."""
+    """A number for people: ints with separators, floats to about 5 significant digits."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
@@ -80,10 +83,17 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
-        if abs(value) >= 10000:
-            return f"{value:,.0f}"
-        return f"{value:.4g}"
+        if value != 0 and abs(value) < 1e-3:
+            return f"{value:.3g}"
+        # 4 decimals below 1 (scores), fewer as values grow: 0.9167, 12.460, 460.80, 4,675.0
+        digits = 0 if value == 0 else math.floor(math.log10(abs(value)))
+        return f"{value:,.{min(4, max(0, 4 - digits))}f}"
     return "—" if value is None else str(value)
+
+
+def num(value: Any) -> str:
+    """`fmt` as table-cell HTML: escaped, since a value read from a file may be any string."""
+    return esc(fmt(value))
 
 
 def fmt_count(n: Any) -> str:
@@ -107,11 +117,13 @@ def fmt_duration(seconds: Any) -> str:
     return f"{hours}h {minutes}m {secs}s" if hours else f"{minutes}m {secs}s"
 
 
-def card(label: str, value: str, note: str = "", title: str = "") -> str:
+def card(label: str, value: str, note: str = "", title: str = "", word: bool = False) -> str:
+    """A headline number (or, with word=True, a short word such as a device name)."""
     tip = f' title="{esc(title)}"' if title else ""
     note_html = f'<div class="note">{esc(note)}</div>' if note else ""
+    cls = "value word" if word else "value"
     return (f'<div class="card"{tip}><div class="label">{esc(label)}</div>'
-            f'<div class="value">{esc(value)}</div>{note_html}</div>')
+            f'<div class="{cls}">{esc(value)}</div>{note_html}</div>')
 
 
 def section(title: str, body: str, anchor: str = "") -> str:
@@ -134,8 +146,17 @@ def png_data_uri(path: Path) -> str | None:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def figure(uri: str, caption: str) -> str:
-    return (f'<figure><img src="{uri}" alt="{esc(caption)}">'
+def png_css_width(uri: str, dpi: int = 120) -> int | None:
+    """Width in CSS pixels (96 per inch) of a PNG saved at `dpi`, read from its IHDR header."""
+    head = base64.b64decode(uri.split(",", 1)[1][:44])  # signature + IHDR: the first 24 bytes
+    if len(head) < 24:
+        return None
+    return round(int.from_bytes(head[16:20], "big") * 96 / dpi)
+
+
+def figure(uri: str, caption: str, max_width: int | None = None) -> str:
+    style = f' style="max-width:{int(max_width)}px"' if max_width else ""
+    return (f'<figure{style}><img src="{uri}" alt="{esc(caption)}">'
             f"<figcaption>{esc(caption)}</figcaption></figure>")
 
 
@@ -145,6 +166,7 @@ def table(
     numeric: Sequence[bool] | None = None,
     row_classes: Iterable[str] | None = None,
     scroll: bool = False,
+    compact: bool = False,
 ) -> str:
     """A table of PRE-ESCAPED cell HTML (callers escape with `esc`/`fmt`)."""
     numeric = list(numeric or [False] * len(headers))
@@ -162,7 +184,8 @@ def table(
             for cell, num in zip(row, numeric, strict=True)
         )
         body.append(f"<tr{attr}>{cells}</tr>")
-    html_table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    opening = '<table class="compact">' if compact else "<table>"
+    html_table = f"{opening}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     return f'<div class="scroll">{html_table}</div>' if scroll else html_table
 
 

@@ -21,10 +21,10 @@ METRIC_PNG = "metric.png"
 CONFUSION_PNG = "confusion_matrix.png"
 REGRESSION_PNG = "regression.png"
 
-# Validation metrics worth a panel, in order of preference; others are a fallback.
-_PREFERRED = ("accuracy", "f1_macro", "roc_auc", "mae", "rmse", "r2")
+# Validation metrics worth a panel (classification, regression); any others are a fallback.
+_PREFERRED = ("accuracy", "f1_macro", "mae", "r2")
 _NOT_METRICS = {"split", "step", "epoch", "loss", "lr", "samples_per_s", "n", "time", "elapsed_s"}
-_MAX_PANELS = 4
+_MAX_PANELS = 3
 _TRAIN, _VAL = "#1f77b4", "#d62728"
 _DPI = 120
 
@@ -52,7 +52,7 @@ def plot_curves(history: list[dict[str, Any]], out_dir: Path) -> list[Path]:
 
     names = _val_metric_names(val)
     if names:
-        fig = _new_figure(3.6 * len(names) + 0.4, 3.4)
+        fig = _new_figure(max(3.2 * len(names), 4.0), 4.0)  # 2 panels: the size of loss.png
         for i, name in enumerate(names):
             ax = fig.add_subplot(1, len(names), i + 1)
             xs, ys = _series(val, name)
@@ -77,14 +77,15 @@ def plot_confusion(matrix: Any, labels: Sequence[str], path: Path) -> Path:
     totals = counts.sum(axis=1, keepdims=True)
     rates = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
 
-    side = float(np.clip(2.5 + 0.32 * k, 4.5, 18.0))
+    side = float(np.clip(2.5 + 0.3 * k, 4.5, 12.0))  # inches; about page width at most
     fig, ax = _figure(side + 1.2, side)
     image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
-    cbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    cbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, shrink=0.8)
     cbar.set_label("fraction of the true class", fontsize=8)
     cbar.ax.tick_params(labelsize=7)
 
-    font = 9 if k <= 10 else 7 if k <= 30 else 5
+    cell_pt = side * 72 * 0.75 / k  # roughly the height of one row, in points
+    font = float(np.clip(0.6 * cell_pt, 4.5, 9.0))
     short = [_shorten(str(n), 18 if k <= 30 else 12) for n in labels]
     ticks = np.arange(k)
     ax.set_xticks(ticks, short, fontsize=font, rotation=45 if k <= 10 else 90,
@@ -156,7 +157,7 @@ def _figure(width: float, height: float) -> tuple[Figure, Any]:
 
 def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=_DPI, facecolor="white")
+    fig.savefig(path, format="png", dpi=_DPI, facecolor="white", bbox_inches="tight", pad_inches=0.15)
     return path
 
 

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from practicum.errors import UserError
 from practicum.evaluate import plots
 from practicum.evaluate.metrics import higher_is_better, scalar_metrics
 from practicum.evaluate.page import (
@@ -24,8 +25,10 @@ from practicum.evaluate.page import (
     fmt,
     fmt_count,
     fmt_duration,
+    num,
     page,
     paragraph,
+    png_css_width,
     png_data_uri,
     section,
     table,
@@ -36,7 +39,8 @@ log = logging.getLogger(__name__)
 
 REPORT_HTML = "report.html"
 _METRIC_ORDER = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "f1_weighted",
-                 "f1_micro", "roc_auc", "log_loss", "mae", "rmse", "mse", "r2", "loss")
+                 "precision_weighted", "recall_weighted", "f1_micro", "precision_micro",
+                 "recall_micro", "roc_auc", "log_loss", "mae", "rmse", "mse", "r2", "loss")
 _CELL_CHARS = 300
 _KNOWN_PLOTS = {plots.LOSS_PNG, plots.METRIC_PNG, plots.CONFUSION_PNG, plots.REGRESSION_PNG}
 
@@ -47,6 +51,8 @@ def write_report(run_dir: Path, make_plots: bool = True) -> Path:
     make_plots: first draw any standard plot (curves, confusion matrix, regression
     scatter) that plots/ lacks but the run's data allows; existing PNGs are kept.
     """
+    if not Path(run_dir).is_dir():
+        raise UserError(f"{run_dir} is not a folder; pass a run folder (the out_dir of a training run)")
     run = read_run(Path(run_dir))
     if make_plots:
         try:
@@ -96,7 +102,7 @@ def _notice(run: RunFiles) -> str:
 def _headline(run: RunFiles) -> str:
     s = run.summary
     split, metrics = ("test", run.test_metrics) if run.test_metrics else ("val", run.val_metrics)
-    cards = [card("Task", run.task or "unknown")]
+    cards = [card("Task", run.task or "unknown", word=True)]
     keys = (("mae", "MAE"), ("r2", "R²")) if run.task == "regression" else (
         ("accuracy", "accuracy"), ("f1_macro", "F1 (macro)"))
     for key, label in keys:
@@ -115,7 +121,7 @@ def _headline(run: RunFiles) -> str:
     params = s.get("params")
     cards.append(card("Parameters", fmt_count(params),
                       title=f"{params:,}" if isinstance(params, int) else ""))
-    cards.append(card("Device", str(s.get("device") or "—")))
+    cards.append(card("Device", str(s.get("device") or "—"), word=True))
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
@@ -133,9 +139,10 @@ def _metrics_section(run: RunFiles) -> str:
     for name in names:
         arrow = "↑" if higher_is_better(name) else "↓"
         label = f'{esc(name)} <span class="muted" title="{"higher" if arrow == "↑" else "lower"} is better">{arrow}</span>'
-        rows.append([label, *(fmt(splits[s].get(name)) for s in splits)])
+        rows.append([label, *(num(splits[s].get(name)) for s in splits)])
     note = "" if run.test_metrics else paragraph("No test split was evaluated.")
-    return section("Metrics", table(["metric", "val", "test"], rows, [False, True, True]) + note)
+    return section("Metrics", table(["metric", "val", "test"], rows, [False, True, True],
+                                    compact=True) + note)
 
 
 def _plot_figures(run: RunFiles, names: list[tuple[str, str]]) -> tuple[str, list[str]]:
@@ -144,7 +151,7 @@ def _plot_figures(run: RunFiles, names: list[tuple[str, str]]) -> tuple[str, lis
     for name, caption in names:
         uri = png_data_uri(run.plots[name]) if name in run.plots else None
         if uri:
-            figs.append(figure(uri, caption))
+            figs.append(figure(uri, caption, max_width=png_css_width(uri)))  # never upscaled
         else:
             missing.append(name)
     return (f'<div class="plots">{"".join(figs)}</div>' if figs else ""), missing
@@ -184,18 +191,21 @@ def _per_class_section(run: RunFiles) -> str:
     items = [(str(k), v) for k, v in per_class.items() if isinstance(v, dict)]
     # weakest classes first; classes with no examples in this split go last
     items.sort(key=lambda kv: (not kv[1].get("support"), _num(kv[1].get("f1"))))
-    rows = []
+    rows, classes = [], []
     for label, v in items:
         f1 = _num(v.get("f1"))
         width = max(2, round(70 * min(max(f1, 0.0), 1.0)))
         bar = f'<span class="bar{" low" if f1 < 0.5 else ""}" style="width:{width}px"></span>'
-        rows.append([esc(label), fmt(v.get("precision")), fmt(v.get("recall")),
-                     bar + fmt(v.get("f1")), fmt(v.get("support"))])
+        absent = not v.get("support")
+        name = esc(label) + (f' <span class="muted">(not in the {split} split)</span>' if absent else "")
+        rows.append([name, num(v.get("precision")), num(v.get("recall")),
+                     bar + num(v.get("f1")), num(v.get("support"))])
+        classes.append("absent" if absent else "")
     intro = paragraph(f"{split} split, {len(rows)} classes, sorted by F1 ascending so the "
                       "weakest classes come first.")
     return section("Per-class scores", intro + table(
         ["class", "precision", "recall", "F1", "support"], rows,
-        [False, True, True, True, True], scroll=len(rows) > 15))
+        [False, True, True, True, True], classes, scroll=len(rows) > 15))
 
 
 # ---------------------------------------------------------------- predictions
@@ -235,7 +245,7 @@ def _prediction_table(pred: Predictions, rows: list[tuple[int, dict[str, str]]],
     numeric = [True, *(c in numeric_cols for c in pred.columns)]
     cells, classes = [], []
     for number, row in rows:
-        cells.append([fmt(number), *(_cell(row.get(c, ""), c in numeric_cols) for c in pred.columns)])
+        cells.append([num(number), *(_cell(row.get(c, ""), c in numeric_cols) for c in pred.columns)])
         classes.append("mistake" if is_mistake(row, regression) else "")
     return table(headers, cells, numeric, classes)
 
@@ -243,7 +253,7 @@ def _prediction_table(pred: Predictions, rows: list[tuple[int, dict[str, str]]],
 def _cell(value: str, numeric: bool) -> str:
     if numeric:
         try:
-            return fmt(float(value))
+            return num(float(value))
         except ValueError:
             return esc(value)
     if len(value) <= _CELL_CHARS:

@@ -64,7 +64,7 @@ class RunFiles:
 
     @property
     def val_metrics(self) -> dict[str, Any]:
-        val = self.bundle_metrics.get("val")
+        val = self.bundle_metrics.get("val") or self.summary.get("val")
         return val if isinstance(val, dict) else {}
 
     @property

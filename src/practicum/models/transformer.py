@@ -14,6 +14,9 @@ from practicum.errors import UserError
 from practicum.models.build import SpecLike, register_model, require_vocab
 from practicum.models.layers import Block, SelfAttention, sinusoidal_positions
 
+INIT_STD = 0.02
+"""Std of the normal init of every linear and embedding weight (as in GPT-2)."""
+
 
 class TransformerClassifier(nn.Module):
     """Encoder-only Transformer over padded token ids; `forward(tokens, mask)` -> (B, num_outputs)."""
@@ -37,10 +40,10 @@ class TransformerClassifier(nn.Module):
             self.pos_emb: nn.Embedding | None = nn.Embedding(n_positions, cfg.d_model)
         else:
             self.pos_emb = None
-            # fixed, so not saved with the weights (persistent=False) and rebuilt on load
-            self.register_buffer(
-                "pos_table", sinusoidal_positions(n_positions, cfg.d_model), persistent=False
-            )
+            # fixed, so not saved with the weights (persistent=False) and rebuilt on load;
+            # scaled to the token embeddings' init so position does not drown token identity
+            table = INIT_STD * sinusoidal_positions(n_positions, cfg.d_model)  # (T', C)
+            self.register_buffer("pos_table", table, persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model) if cfg.norm == "layer" else nn.Identity()
@@ -48,7 +51,7 @@ class TransformerClassifier(nn.Module):
         self.head = nn.Linear(cfg.d_model, num_outputs)
         self.apply(_init_weights)
         if self.cls is not None:
-            nn.init.normal_(self.cls, std=0.02)
+            nn.init.normal_(self.cls, std=INIT_STD)
         with torch.no_grad():
             self.tok_emb.weight[pad_id].zero_()
 
@@ -111,13 +114,13 @@ class TransformerClassifier(nn.Module):
 
 
 def _init_weights(module: nn.Module) -> None:
-    """GPT-style init: N(0, 0.02) for linear and embedding weights, zero biases."""
+    """GPT-style init: N(0, INIT_STD) for linear and embedding weights, zero biases."""
     if isinstance(module, nn.Linear):
-        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.Embedding):
-        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
 
 
 @register_model("transformer", kinds=("text",))

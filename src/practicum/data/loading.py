@@ -1,0 +1,114 @@
+"""load_data: read the sources, infer kind and task, split, fit on train, transform every split."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from practicum.config import DataConfig, TaskConfig
+from practicum.data.columns import (
+    check_columns,
+    infer_table_kind,
+    infer_task,
+    resolve_columns,
+    unknown_column,
+    value_keys,
+)
+from practicum.data.formats import read_source
+from practicum.data.preprocess import Preprocessor
+from practicum.data.raw import ImageSet, Loaded, RawData, Table
+from practicum.data.spec import DataSplits, Kind
+from practicum.data.splits import split_data
+from practicum.errors import UserError
+
+log = logging.getLogger(__name__)
+
+IMAGE_TARGET = "label"
+
+
+def load_data(data: DataConfig, task: TaskConfig) -> DataSplits:
+    """Read data.path (+ val_path/test_path), split deterministically, fit on train, transform all."""
+    loaded = read_source(data.path, data.format, "data.path")
+    train = loaded.train if data.limit is None else loaded.train.head(data.limit)
+    val = _read_other(data.val_path, data, "data.val_path", train)
+    test = _read_other(data.test_path, data, "data.test_path", train)
+    if test is None and loaded.test is not None:
+        test = loaded.test
+        log.info("using the official test split of %s (%d rows)", data.path, len(test))
+    kind, target, features = _describe(train, loaded, data)
+    for other, field in ((val, "data.val_path"), (test, "data.test_path")):
+        if isinstance(other, Table):
+            check_columns(other.frame, other.source, [*features, target], f"needed by {field}")
+    train, val, test = (_drop_missing_target(r, target) for r in (train, val, test))
+    resolved = infer_task(task.type, target_values(train, target), train.source, target)
+    labels = None
+    if resolved == "classification":
+        labels = np.array(value_keys(target_values(train, target)), dtype=object)
+    parts = split_data(train, labels, data.split, val, test)
+    pre = Preprocessor.fit(parts.train, data, kind, resolved, features, target)
+    return DataSplits(
+        train=pre.transform(parts.train, with_target=True, source=parts.train.source),
+        val=pre.transform(parts.val, with_target=True, source=parts.val.source),
+        test=None if parts.test is None else pre.transform(parts.test, True, parts.test.source),
+        preprocessor=pre,
+        spec=pre.spec,
+        task=resolved,
+        label_names=pre.label_names,
+        test_display=None if parts.test is None else pre.display(parts.test),
+    )
+
+
+def _read_other(path: str | None, data: DataConfig, field: str, train: RawData) -> RawData | None:
+    """A val/test file: same format family as the training data."""
+    if path is None:
+        return None
+    other = read_source(path, data.format, field).train
+    if isinstance(other, ImageSet) != isinstance(train, ImageSet):
+        what = "images" if isinstance(other, ImageSet) else "a table"
+        raise UserError(f"{field}: {path} holds {what} but data.path does not; give the same kind of data")
+    return other
+
+
+def _describe(train: RawData, loaded: Loaded, data: DataConfig) -> tuple[Kind, str, list[str]]:
+    """(kind, target, features) of the training data."""
+    if isinstance(train, ImageSet):
+        if data.kind not in ("auto", "image"):
+            raise UserError(
+                f"data.kind is {data.kind!r} but {train.source} holds images; set data.kind to auto or image"
+            )
+        if train.labels is None:
+            raise UserError(
+                f"{train.source}: no labels found; give class subfolders, an NPZ key y/labels, a "
+                "labels .npy beside the images, or the *-labels-idx1-ubyte file beside the images"
+            )
+        return "image", IMAGE_TARGET, []
+    frame = train.frame
+    target, features = resolve_columns(frame, train.source, data.target, data.features, loaded.target)
+    for name in data.categorical or []:
+        if name not in features:
+            raise unknown_column(train.source, name, features, "data.categorical, not a feature")
+    kind = infer_table_kind(data.kind, frame, features, loaded.kind)
+    log.info("data %s: kind %s, target %r, %d feature column(s)", train.source, kind, target, len(features))
+    return kind, target, features
+
+
+def target_values(raw: RawData, target: str) -> pd.Series:
+    """The target column, or image labels, as a Series."""
+    if isinstance(raw, ImageSet):
+        return pd.Series(raw.labels)
+    return raw.frame[target]
+
+
+def _drop_missing_target(raw: RawData | None, target: str) -> RawData | None:
+    if raw is None:
+        return None
+    missing = target_values(raw, target).isna().to_numpy()
+    if not missing.any():
+        return raw
+    log.warning("%s: %d row(s) without a target %r dropped", raw.source, int(missing.sum()), target)
+    kept = raw.take(np.flatnonzero(~missing))
+    if len(kept) == 0:
+        raise UserError(f"{raw.source}: every row lacks the target {target!r}; fill in the target column")
+    return kept

@@ -1,0 +1,98 @@
+"""Built-in data sets: the registry, list_datasets, and each loader (no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from datagen import make_config, write_idx_pair
+
+from practicum.config import TaskConfig
+from practicum.data import DATASETS, list_datasets, load_data
+from practicum.data import builtin as builtin_module
+from practicum.data.builtin import load_builtin
+from practicum.errors import UserError
+
+NAMES = {"digits", "iris", "wine", "breast_cancer", "diabetes", "penguins", "chatterbot", "fashion_mnist"}
+
+
+def test_list_datasets_rows() -> None:
+    rows = list_datasets()
+    assert {r["name"] for r in rows} == NAMES
+    for row in rows:
+        assert {"name", "kind", "task", "rows", "description", "source", "available"} <= set(row)
+        assert row["kind"] in ("tabular", "text", "image") and row["rows"] > 0
+
+
+def test_unknown_builtin_suggests_a_name() -> None:
+    with pytest.raises(UserError, match="did you mean 'iris'"):
+        load_builtin("irsi")
+
+
+def test_digits_is_the_image_default() -> None:
+    splits = load_data(make_config("builtin:digits"), TaskConfig())
+    assert splits.spec.image_shape == (1, 8, 8)
+    assert splits.label_names == [str(i) for i in range(10)]
+    total = sum(len(getattr(splits, s)["target"]) for s in ("train", "val", "test"))
+    assert total == DATASETS.get("digits").rows == 1797
+
+
+@pytest.mark.parametrize(
+    ("name", "task", "target", "rows"),
+    [("iris", "classification", "species", 150), ("wine", "classification", "cultivar", 178),
+     ("breast_cancer", "classification", "diagnosis", 569), ("diabetes", "regression", "progression", 442)],
+)
+def test_sklearn_tables(name: str, task: str, target: str, rows: int) -> None:
+    loaded = load_builtin(name)
+    assert loaded.target == target and len(loaded.train) == rows
+    splits = load_data(make_config(f"builtin:{name}"), TaskConfig())
+    assert splits.task == task and splits.spec.kind == "tabular"
+
+
+def test_penguins_through_the_csv_reader() -> None:
+    loaded = load_builtin("penguins")
+    frame = loaded.train.frame
+    assert len(frame) == 344 and loaded.target == "species"
+    assert loaded.train.source.endswith("penguins.csv")
+    assert frame["sex"].isna().sum() > 0 and frame["bill_length_mm"].isna().sum() > 0
+    splits = load_data(make_config("builtin:penguins"), TaskConfig())
+    assert splits.label_names == ["Adelie", "Chinstrap", "Gentoo"]
+    assert splits.spec.num_features == 5 + 3 + 2  # numerics + island one-hot + sex one-hot
+
+
+def test_chatterbot_text_classes() -> None:
+    loaded = load_builtin("chatterbot")
+    frame = loaded.train.frame
+    assert loaded.kind == "text" and list(frame.columns) == ["text", "label"]
+    assert frame["label"].nunique() == 21
+    assert not frame.duplicated().any()
+    assert len(frame) == DATASETS.get("chatterbot").rows
+    splits = load_data(make_config("builtin:chatterbot"), TaskConfig())
+    assert splits.spec.kind == "text" and len(splits.label_names or []) == 21
+
+
+def test_fashion_mnist_from_a_fake_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 30), ("t10k", 10)):
+        write_idx_pair(tmp_path, prefix, rng.integers(0, 255, (n, 28, 28), dtype=np.uint8),
+                       (np.arange(n) % 10).astype(np.uint8), gz=prefix == "train")
+    monkeypatch.setattr(builtin_module, "FASHION_MNIST_DIR", tmp_path)
+    loaded = load_builtin("fashion_mnist")
+    assert len(loaded.train) == 30 and loaded.test is not None and len(loaded.test) == 10
+    splits = load_data(make_config("builtin:fashion_mnist", split={"method": "random"}), TaskConfig())
+    assert splits.test is not None and len(splits.test["target"]) == 10  # the official test split
+    assert "Trouser" in (splits.label_names or [])
+
+
+def test_fashion_mnist_missing_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(builtin_module, "FASHION_MNIST_DIR", tmp_path / "nowhere")
+    assert not next(r for r in list_datasets() if r["name"] == "fashion_mnist")["available"]
+    with pytest.raises(UserError, match="apt-get install dataset-fashion-mnist"):
+        load_builtin("fashion_mnist")
+
+
+@pytest.mark.skipif(not builtin_module._fashion_available(), reason="dataset-fashion-mnist is not installed")
+def test_real_fashion_mnist_counts() -> None:
+    loaded = load_builtin("fashion_mnist")
+    assert len(loaded.train) == 60000 and loaded.test is not None and len(loaded.test) == 10000
