@@ -188,7 +188,7 @@ def _write_predictions(path: Path, task: Any, outputs: torch.Tensor, split: dict
             writer.writerow(["input", "target", "prediction", "confidence"])
         else:
             writer.writerow(["input", "target", "prediction", "error"])
-        for i, (rec, true) in enumerate(zip(records, targets)):
+        for i, (rec, true) in enumerate(zip(records, targets, strict=True)):
             shown = display[i] if display else f"row {i}"
             last = rec["confidence"] if "confidence" in rec else rec["prediction"] - true
             writer.writerow([shown, true, rec["prediction"], last])

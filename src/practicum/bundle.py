@@ -108,7 +108,7 @@ class Bundle:
         """Predictions for a file path or JSON-like records, with the input shown per row."""
         batch, display, _ = self.preprocessor.load_inputs(source)
         records = self.task.predictions(self.outputs(batch))
-        return [{"input": shown, **rec} for shown, rec in zip(display, records)]
+        return [{"input": shown, **rec} for shown, rec in zip(display, records, strict=True)]
 
     def evaluate(self, source: Any) -> dict[str, Any]:
         """Metrics on labelled data (the target column must be present)."""

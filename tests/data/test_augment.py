@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
-from datagen import make_config
 
 from practicum.config import AugmentConfig, TaskConfig
 from practicum.data import load_data
@@ -67,11 +67,11 @@ def test_zero_rotation_range_is_near_identity() -> None:
     assert torch.allclose(out, x, atol=1e-4)
 
 
-def test_preprocessor_augment_only_when_enabled(image_npz: Path) -> None:
-    plain = load_data(make_config(image_npz), TaskConfig())
+def test_preprocessor_augment_only_when_enabled(gen: SimpleNamespace, image_npz: Path) -> None:
+    plain = load_data(gen.config(image_npz), TaskConfig())
     batch = {k: v[:8] for k, v in plain.train.items()}
     assert plain.preprocessor.augment(batch, _gen(0)) is batch
-    cfg = make_config(image_npz, image={"augment": {"enabled": True, "crop_padding": 1, "rotation": 10}})
+    cfg = gen.config(image_npz, image={"augment": {"enabled": True, "crop_padding": 1, "rotation": 10}})
     pre = load_data(cfg, TaskConfig()).preprocessor
     out = pre.augment(batch, _gen(0))
     assert out["image"].shape == batch["image"].shape and torch.equal(out["target"], batch["target"])

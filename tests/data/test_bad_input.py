@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from datagen import make_config, tabular_frame, write_png_folder
 
-from practicum.config import TaskConfig
+from practicum.config import DataConfig, TaskConfig
 from practicum.data import load_data
 from practicum.data.formats import read_source
 from practicum.errors import UserError
@@ -16,7 +16,7 @@ from practicum.errors import UserError
 
 def _error(cfg_path: Path | str, **fields: object) -> str:
     with pytest.raises(UserError) as info:
-        load_data(make_config(cfg_path, **fields), TaskConfig())
+        load_data(DataConfig.model_validate({"path": str(cfg_path), **fields}), TaskConfig())
     message = str(info.value)
     assert "\n" not in message
     return message
@@ -78,22 +78,22 @@ def test_jsonl_line_not_an_object(tmp_path: Path) -> None:
     assert "b.jsonl:2: line 2 is a JSON list, not an object" in _error(tmp_path / "b.jsonl")
 
 
-def test_unseen_label_in_val_file(tmp_path: Path, tab_csv: Path) -> None:
-    val = tabular_frame(6, seed=1)
+def test_unseen_label_in_val_file(gen: SimpleNamespace, tmp_path: Path, tab_csv: Path) -> None:
+    val = gen.tabular_frame(6, seed=1)
     val.loc[2, "label"] = "zebra"
     val.to_csv(tmp_path / "val.csv", index=False)
     msg = _error(tab_csv, val_path=str(tmp_path / "val.csv"))
     assert f"{tmp_path / 'val.csv'}: label 'zebra' (row 2) does not occur in the training data" in msg
 
 
-def test_val_file_missing_a_column(tmp_path: Path, tab_csv: Path) -> None:
-    tabular_frame(6).drop(columns="height").to_csv(tmp_path / "val.csv", index=False)
+def test_val_file_missing_a_column(gen: SimpleNamespace, tmp_path: Path, tab_csv: Path) -> None:
+    gen.tabular_frame(6).drop(columns="height").to_csv(tmp_path / "val.csv", index=False)
     assert "val.csv: no column 'height' (needed by data.val_path)" in _error(tab_csv, val_path=str(tmp_path / "val.csv"))
 
 
-def test_images_of_mixed_sizes(tmp_path: Path) -> None:
-    root = write_png_folder(tmp_path / "f", {"a": 2})
-    write_png_folder(root, {"b": 1}, size=(10, 6))
+def test_images_of_mixed_sizes(gen: SimpleNamespace, tmp_path: Path) -> None:
+    root = gen.write_png_folder(tmp_path / "f", {"a": 2})
+    gen.write_png_folder(root, {"b": 1}, size=(10, 6))
     msg = _error(root)
     assert "images differ in size: a/0.png is 8x8 but b/0.png is 10x6" in msg and "resize" in msg
 
@@ -134,13 +134,13 @@ def test_files_method_without_val(tab_csv: Path) -> None:
     assert "method is 'files' but data.val_path is not set" in _error(tab_csv, split={"method": "files"})
 
 
-def test_non_numeric_regression_target(tab_csv: Path) -> None:
+def test_non_numeric_regression_target(gen: SimpleNamespace, tab_csv: Path) -> None:
     with pytest.raises(UserError, match="target 'label' is not numeric"):
-        load_data(make_config(tab_csv), TaskConfig(type="regression"))
+        load_data(gen.config(tab_csv), TaskConfig(type="regression"))
 
 
-def test_single_class(tmp_path: Path) -> None:
-    frame = tabular_frame(20)
+def test_single_class(gen: SimpleNamespace, tmp_path: Path) -> None:
+    frame = gen.tabular_frame(20)
     frame["label"] = "only"
     frame.to_csv(tmp_path / "one.csv", index=False)
     assert "classification needs at least 2" in _error(tmp_path / "one.csv")
@@ -150,16 +150,16 @@ def test_image_kind_for_a_table(tab_csv: Path) -> None:
     assert "data.kind is 'image' but data.path holds a table" in _error(tab_csv, kind="image")
 
 
-def test_non_numeric_value_at_predict_time(tab_csv: Path) -> None:
-    pre = load_data(make_config(tab_csv), TaskConfig()).preprocessor
+def test_non_numeric_value_at_predict_time(gen: SimpleNamespace, tab_csv: Path) -> None:
+    pre = load_data(gen.config(tab_csv), TaskConfig()).preprocessor
     with pytest.raises(UserError, match="column 'age' row 0 holds 'old', not a number"):
         pre.load_inputs({"age": "old", "height": 1.0, "color": "red", "member": True})
 
 
-def test_loaders_write_nothing(tmp_path: Path) -> None:
-    tabular_frame(30).to_csv(tmp_path / "t.csv", index=False)
+def test_loaders_write_nothing(gen: SimpleNamespace, tmp_path: Path) -> None:
+    gen.tabular_frame(30).to_csv(tmp_path / "t.csv", index=False)
     before = sorted(p.name for p in tmp_path.rglob("*"))
-    load_data(make_config(tmp_path / "t.csv"), TaskConfig())
+    load_data(gen.config(tmp_path / "t.csv"), TaskConfig())
     read_source(str(tmp_path / "t.csv"))
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 

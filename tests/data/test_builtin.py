@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from datagen import make_config, write_idx_pair
 
 from practicum.config import TaskConfig
 from practicum.data import DATASETS, list_datasets, load_data
@@ -30,8 +30,8 @@ def test_unknown_builtin_suggests_a_name() -> None:
         load_builtin("irsi")
 
 
-def test_digits_is_the_image_default() -> None:
-    splits = load_data(make_config("builtin:digits"), TaskConfig())
+def test_digits_is_the_image_default(gen: SimpleNamespace) -> None:
+    splits = load_data(gen.config("builtin:digits"), TaskConfig())
     assert splits.spec.image_shape == (1, 8, 8)
     assert splits.label_names == [str(i) for i in range(10)]
     total = sum(len(getattr(splits, s)["target"]) for s in ("train", "val", "test"))
@@ -43,44 +43,44 @@ def test_digits_is_the_image_default() -> None:
     [("iris", "classification", "species", 150), ("wine", "classification", "cultivar", 178),
      ("breast_cancer", "classification", "diagnosis", 569), ("diabetes", "regression", "progression", 442)],
 )
-def test_sklearn_tables(name: str, task: str, target: str, rows: int) -> None:
+def test_sklearn_tables(gen: SimpleNamespace, name: str, task: str, target: str, rows: int) -> None:
     loaded = load_builtin(name)
     assert loaded.target == target and len(loaded.train) == rows
-    splits = load_data(make_config(f"builtin:{name}"), TaskConfig())
+    splits = load_data(gen.config(f"builtin:{name}"), TaskConfig())
     assert splits.task == task and splits.spec.kind == "tabular"
 
 
-def test_penguins_through_the_csv_reader() -> None:
+def test_penguins_through_the_csv_reader(gen: SimpleNamespace) -> None:
     loaded = load_builtin("penguins")
     frame = loaded.train.frame
     assert len(frame) == 344 and loaded.target == "species"
     assert loaded.train.source.endswith("penguins.csv")
     assert frame["sex"].isna().sum() > 0 and frame["bill_length_mm"].isna().sum() > 0
-    splits = load_data(make_config("builtin:penguins"), TaskConfig())
+    splits = load_data(gen.config("builtin:penguins"), TaskConfig())
     assert splits.label_names == ["Adelie", "Chinstrap", "Gentoo"]
     assert splits.spec.num_features == 5 + 3 + 2  # numerics + island one-hot + sex one-hot
 
 
-def test_chatterbot_text_classes() -> None:
+def test_chatterbot_text_classes(gen: SimpleNamespace) -> None:
     loaded = load_builtin("chatterbot")
     frame = loaded.train.frame
     assert loaded.kind == "text" and list(frame.columns) == ["text", "label"]
     assert frame["label"].nunique() == 21
     assert not frame.duplicated().any()
     assert len(frame) == DATASETS.get("chatterbot").rows
-    splits = load_data(make_config("builtin:chatterbot"), TaskConfig())
+    splits = load_data(gen.config("builtin:chatterbot"), TaskConfig())
     assert splits.spec.kind == "text" and len(splits.label_names or []) == 21
 
 
-def test_fashion_mnist_from_a_fake_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fashion_mnist_from_a_fake_install(gen: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 30), ("t10k", 10)):
-        write_idx_pair(tmp_path, prefix, rng.integers(0, 255, (n, 28, 28), dtype=np.uint8),
+        gen.write_idx_pair(tmp_path, prefix, rng.integers(0, 255, (n, 28, 28), dtype=np.uint8),
                        (np.arange(n) % 10).astype(np.uint8), gz=prefix == "train")
     monkeypatch.setattr(builtin_module, "FASHION_MNIST_DIR", tmp_path)
     loaded = load_builtin("fashion_mnist")
     assert len(loaded.train) == 30 and loaded.test is not None and len(loaded.test) == 10
-    splits = load_data(make_config("builtin:fashion_mnist", split={"method": "random"}), TaskConfig())
+    splits = load_data(gen.config("builtin:fashion_mnist", split={"method": "random"}), TaskConfig())
     assert splits.test is not None and len(splits.test["target"]) == 10  # the official test split
     assert "Trouser" in (splits.label_names or [])
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-from datagen import write_png_folder
 
 from practicum.data import inspect_file
 from practicum.errors import UserError
@@ -68,9 +68,9 @@ def test_image_arrays_report(image_npz: Path) -> None:
     assert "class balance:" in report and "problems: none found" in report
 
 
-def test_image_folder_with_mixed_sizes(tmp_path: Path) -> None:
-    root = write_png_folder(tmp_path / "f", {"a": 2})
-    write_png_folder(root, {"b": 1}, size=(10, 6))
+def test_image_folder_with_mixed_sizes(gen: SimpleNamespace, tmp_path: Path) -> None:
+    root = gen.write_png_folder(tmp_path / "f", {"a": 2})
+    gen.write_png_folder(root, {"b": 1}, size=(10, 6))
     report = inspect_file(str(root))
     assert "images: 3" in report and "8x8 L (2)" in report and "10x6 L (1)" in report
     assert "images differ in size" in report

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from datagen import make_config, tabular_frame
 
 from practicum.config import SplitConfig, TaskConfig
 from practicum.data import load_data
@@ -77,40 +77,40 @@ def test_zero_val_fraction_without_val_path() -> None:
         split_data(table, labels, SplitConfig(val_fraction=0.0))
 
 
-def test_load_data_split_is_deterministic(tab_csv: Path) -> None:
-    a = load_data(make_config(tab_csv, split={"seed": 3}), TaskConfig())
-    b = load_data(make_config(tab_csv, split={"seed": 3}), TaskConfig())
+def test_load_data_split_is_deterministic(gen: SimpleNamespace, tab_csv: Path) -> None:
+    a = load_data(gen.config(tab_csv, split={"seed": 3}), TaskConfig())
+    b = load_data(gen.config(tab_csv, split={"seed": 3}), TaskConfig())
     for name in ("train", "val", "test"):
         for key in getattr(a, name):
             assert torch.equal(getattr(a, name)[key], getattr(b, name)[key])
     assert a.test_display == b.test_display
 
 
-def test_val_and_test_paths(tmp_path: Path, tab_csv: Path) -> None:
-    tabular_frame(9, seed=1).to_csv(tmp_path / "val.csv", index=False)
-    tabular_frame(6, seed=2).to_csv(tmp_path / "test.csv", index=False)
-    cfg = make_config(tab_csv, val_path=str(tmp_path / "val.csv"), test_path=str(tmp_path / "test.csv"))
+def test_val_and_test_paths(gen: SimpleNamespace, tmp_path: Path, tab_csv: Path) -> None:
+    gen.tabular_frame(9, seed=1).to_csv(tmp_path / "val.csv", index=False)
+    gen.tabular_frame(6, seed=2).to_csv(tmp_path / "test.csv", index=False)
+    cfg = gen.config(tab_csv, val_path=str(tmp_path / "val.csv"), test_path=str(tmp_path / "test.csv"))
     splits = load_data(cfg, TaskConfig())
     assert len(splits.train["target"]) == 60  # nothing carved from train
     assert len(splits.val["target"]) == 9 and len(splits.test["target"]) == 6
 
 
-def test_files_method_in_load_data(tmp_path: Path, tab_csv: Path) -> None:
-    tabular_frame(9, seed=1).to_csv(tmp_path / "val.csv", index=False)
-    cfg = make_config(tab_csv, val_path=str(tmp_path / "val.csv"), split={"method": "files"})
+def test_files_method_in_load_data(gen: SimpleNamespace, tmp_path: Path, tab_csv: Path) -> None:
+    gen.tabular_frame(9, seed=1).to_csv(tmp_path / "val.csv", index=False)
+    cfg = gen.config(tab_csv, val_path=str(tmp_path / "val.csv"), split={"method": "files"})
     splits = load_data(cfg, TaskConfig())
     assert len(splits.train["target"]) == 60 and splits.test is None and splits.test_display is None
 
 
-def test_limit_uses_first_rows(tab_csv: Path) -> None:
-    splits = load_data(make_config(tab_csv, limit=30), TaskConfig())
+def test_limit_uses_first_rows(gen: SimpleNamespace, tab_csv: Path) -> None:
+    splits = load_data(gen.config(tab_csv, limit=30), TaskConfig())
     total = sum(len(getattr(splits, s)["target"]) for s in ("train", "val", "test"))
     assert total == 30
 
 
-def test_missing_targets_are_dropped(tmp_path: Path) -> None:
-    frame = tabular_frame(30)
+def test_missing_targets_are_dropped(gen: SimpleNamespace, tmp_path: Path) -> None:
+    frame = gen.tabular_frame(30)
     frame.loc[[1, 2], "label"] = None
     frame.to_csv(tmp_path / "m.csv", index=False)
-    splits = load_data(make_config(tmp_path / "m.csv"), TaskConfig())
+    splits = load_data(gen.config(tmp_path / "m.csv"), TaskConfig())
     assert sum(len(getattr(splits, s)["target"]) for s in ("train", "val", "test")) == 28

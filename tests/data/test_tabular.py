@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from datagen import tabular_frame
 
 from practicum.data.formats import read_source
 from practicum.data.tables import read_table
@@ -17,8 +17,8 @@ from practicum.data.tabular import TabularEncoder
 
 
 @pytest.mark.parametrize("ext", ["csv", "tsv", "jsonl", "json", "parquet", "csv.gz"])
-def test_readers_agree(tmp_path: Path, ext: str) -> None:
-    frame = tabular_frame(12)
+def test_readers_agree(gen: SimpleNamespace, tmp_path: Path, ext: str) -> None:
+    frame = gen.tabular_frame(12)
     path = tmp_path / f"t.{ext}"
     if ext in ("csv", "tsv"):
         frame.to_csv(path, index=False, sep="\t" if ext == "tsv" else ",")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import torch
-from datagen import make_config, text_frame
 
 from practicum.config import TaskConfig, TextConfig
 from practicum.data import load_data
@@ -42,16 +42,16 @@ def test_max_length_shrinks_to_longest_training_text() -> None:
     assert enc.max_length == 2
 
 
-def test_free_text_column_makes_text_kind() -> None:
-    frame = text_frame()
+def test_free_text_column_makes_text_kind(gen: SimpleNamespace) -> None:
+    frame = gen.text_frame()
     assert column_type(frame["text"]) == "text"
     assert infer_table_kind("auto", frame, ["text"], None) == "text"
     short = pd.DataFrame({"color": ["red", "blue", "red", "blue"]})
     assert infer_table_kind("auto", short, ["color"], None) == "tabular"
 
 
-def test_load_text_csv(text_csv: Path) -> None:
-    splits = load_data(make_config(text_csv, text={"tokenizer": "word"}), TaskConfig())
+def test_load_text_csv(gen: SimpleNamespace, text_csv: Path) -> None:
+    splits = load_data(gen.config(text_csv, text={"tokenizer": "word"}), TaskConfig())
     assert splits.spec.kind == "text" and splits.task == "classification"
     tokens, mask = splits.train["tokens"], splits.train["mask"]
     assert tokens.dtype == torch.int64 and mask.dtype == torch.bool
@@ -61,13 +61,13 @@ def test_load_text_csv(text_csv: Path) -> None:
     assert splits.test_display is not None and "number" in splits.test_display[0]
 
 
-def test_char_vocab_is_small(text_csv: Path) -> None:
-    splits = load_data(make_config(text_csv, text={"tokenizer": "char"}), TaskConfig())
+def test_char_vocab_is_small(gen: SimpleNamespace, text_csv: Path) -> None:
+    splits = load_data(gen.config(text_csv, text={"tokenizer": "char"}), TaskConfig())
     assert splits.spec.vocab_size < 40
 
 
-def test_predict_on_list_of_strings(text_csv: Path) -> None:
-    pre = load_data(make_config(text_csv), TaskConfig()).preprocessor
+def test_predict_on_list_of_strings(gen: SimpleNamespace, text_csv: Path) -> None:
+    pre = load_data(gen.config(text_csv), TaskConfig()).preprocessor
     batch, display, targets = pre.load_inputs(["I love this", "awful"])
     assert set(batch) == {"tokens", "mask"} and batch["tokens"].shape[0] == 2
     assert display == ["I love this", "awful"] and targets is None

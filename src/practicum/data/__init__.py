@@ -6,7 +6,7 @@
 
 from practicum.data.builtin import DATASETS, list_datasets
 from practicum.data.inspection import inspect_file
-from practicum.data.loading import load_data
+from practicum.data.loading import load_data, raw_split
 from practicum.data.preprocess import Preprocessor
 from practicum.data.spec import Batch, DataSplits, InputSpec
 
@@ -19,4 +19,5 @@ __all__ = [
     "inspect_file",
     "list_datasets",
     "load_data",
+    "raw_split",
 ]

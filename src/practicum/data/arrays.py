@@ -10,7 +10,6 @@ import logging
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -57,9 +56,12 @@ def read_npy(path: Path) -> ImageSet:
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as exc:
-        if "allow_pickle" not in str(exc):
-            raise UserError(f"{path}: not a readable NPY file ({exc})") from None
-        arr = _load_pickled_dict(path)
+        if "allow_pickle" in str(exc):  # never unpickle: a pickled file can run code
+            raise UserError(
+                f"{path}: holds pickled Python objects, which practicum never loads; save the arrays "
+                "with numpy.savez(path, x=images, y=labels) or numpy.save(path, images)"
+            ) from None
+        raise UserError(f"{path}: not a readable NPY file ({exc})") from None
     except (OSError, EOFError) as exc:
         raise UserError(f"{path}: not a readable NPY file ({exc}); save it with numpy.save") from None
     if isinstance(arr, dict):
@@ -70,15 +72,6 @@ def read_npy(path: Path) -> ImageSet:
         labels = np.load(sibling, allow_pickle=False)
         log.info("labels for %s read from %s", path, sibling)
     return make_image_set(arr, labels, str(path))
-
-
-def _load_pickled_dict(path: Path) -> dict[str, Any]:
-    """A dict saved with np.save (an object array); the user's own file, so unpickling is theirs."""
-    obj = np.load(path, allow_pickle=True)
-    item = obj.item() if obj.shape == () else None
-    if not isinstance(item, dict):
-        raise UserError(f"{path}: holds Python objects, not an image array; save a numeric array")
-    return {str(k): np.asarray(v) for k, v in item.items()}
 
 
 def _from_mapping(arrays: dict[str, np.ndarray], path: Path) -> ImageSet:

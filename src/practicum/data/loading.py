@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,31 @@ IMAGE_TARGET = "label"
 
 def load_data(data: DataConfig, task: TaskConfig) -> DataSplits:
     """Read data.path (+ val_path/test_path), split deterministically, fit on train, transform all."""
+    parts, kind, resolved, features, target = _split_raw(data, task)
+    pre = Preprocessor.fit(parts.train, data, kind, resolved, features, target)
+    return DataSplits(
+        train=pre.transform(parts.train, with_target=True, source=parts.train.source),
+        val=pre.transform(parts.val, with_target=True, source=parts.val.source),
+        test=None if parts.test is None else pre.transform(parts.test, True, parts.test.source),
+        preprocessor=pre,
+        spec=pre.spec,
+        task=resolved,
+        label_names=pre.label_names,
+        test_display=None if parts.test is None else pre.display(parts.test),
+    )
+
+
+def raw_split(data: DataConfig, task: TaskConfig, split: str) -> RawData:
+    """One split (train, val or test) of the data, before preprocessing: the same rows a run
+    with this config trained, validated or tested on (splits are deterministic)."""
+    parts = _split_raw(data, task)[0]
+    chosen = getattr(parts, split)
+    if chosen is None:
+        raise UserError(f"{data.path} has no {split} split with this config (data.split.{split}_fraction is 0)")
+    return chosen
+
+
+def _split_raw(data: DataConfig, task: TaskConfig) -> tuple[Any, Kind, str, list[str], str]:
     loaded = read_source(data.path, data.format, "data.path")
     train = loaded.train if data.limit is None else loaded.train.head(data.limit)
     val = _read_other(data.val_path, data, "data.val_path", train)
@@ -46,18 +72,7 @@ def load_data(data: DataConfig, task: TaskConfig) -> DataSplits:
     labels = None
     if resolved == "classification":
         labels = np.array(value_keys(target_values(train, target)), dtype=object)
-    parts = split_data(train, labels, data.split, val, test)
-    pre = Preprocessor.fit(parts.train, data, kind, resolved, features, target)
-    return DataSplits(
-        train=pre.transform(parts.train, with_target=True, source=parts.train.source),
-        val=pre.transform(parts.val, with_target=True, source=parts.val.source),
-        test=None if parts.test is None else pre.transform(parts.test, True, parts.test.source),
-        preprocessor=pre,
-        spec=pre.spec,
-        task=resolved,
-        label_names=pre.label_names,
-        test_display=None if parts.test is None else pre.display(parts.test),
-    )
+    return split_data(train, labels, data.split, val, test), kind, resolved, features, target
 
 
 def _read_other(path: str | None, data: DataConfig, field: str, train: RawData) -> RawData | None:

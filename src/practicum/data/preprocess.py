@@ -151,7 +151,9 @@ class Preprocessor:
     def _read_inputs(self, source: Any) -> RawData:
         from practicum.data.formats import read_source
 
-        if isinstance(source, str | Path):
+        if isinstance(source, Table | ImageSet):
+            raw = source
+        elif isinstance(source, str | Path):
             mode = None
             if isinstance(self.inputs, ImageEncoder):
                 mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(self.inputs.shape[0])

@@ -40,7 +40,7 @@ class ClassificationTask(Task):
             {
                 "prediction": self.label_names[i],
                 "confidence": round(float(c), 6),
-                "probabilities": {n: round(float(p), 6) for n, p in zip(self.label_names, row)},
+                "probabilities": {n: round(float(p), 6) for n, p in zip(self.label_names, row, strict=True)},
             }
-            for i, c, row in zip(index.tolist(), conf, proba)
+            for i, c, row in zip(index.tolist(), conf, proba, strict=True)
         ]

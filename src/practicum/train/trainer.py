@@ -25,7 +25,13 @@ from practicum.config import TrainConfig
 from practicum.errors import TrainingDiverged, UserError
 from practicum.evaluate.metrics import higher_is_better, scalar_metrics
 from practicum.tasks import Task
-from practicum.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, save_weights, set_rng_state
+from practicum.train.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    save_weights,
+    set_rng_state,
+)
 from practicum.train.device import resolve_device, supports_bf16
 from practicum.train.optim import build_optimizer, build_scheduler
 from practicum.train.runlog import RunLog
