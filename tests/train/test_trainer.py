@@ -125,13 +125,24 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_early_stopping_and_best_checkpoint(tmp_path):
-    trainer = make(tmp_path, epochs=50, batch_size=16, patience=2, lr=0.05, monitor="accuracy")
+    trainer = make(tmp_path, epochs=50, batch_size=16, patience=2, lr=0.05, monitor="loss")
+    noise = blobs(60, seed=1)
+    noise["target"] = noise["target"][torch.randperm(60, generator=torch.Generator().manual_seed(0))]
+    trainer.val_data = noise  # labels unrelated to inputs: validation loss soon stops improving
     state = trainer.fit()
     assert state.stopped_early and state.epoch < 50
-    assert state.evals_since_best == 2
+    assert state.evals_since_best == 2 and state.best_step < state.step
     best = load_file(trainer.best_path)
     trainer.load_best()
     assert all(torch.equal(best[k], v) for k, v in trainer.model.state_dict().items())
+
+
+def test_monitor_ties_are_broken_by_validation_loss(tmp_path):
+    trainer = make(tmp_path)
+    trainer.higher_better = True
+    trainer.state.best_value, trainer.state.best_loss = 1.0, 0.5
+    assert trainer._improves(1.0, 0.4) and not trainer._improves(1.0, 0.6)
+    assert trainer._improves(1.01, 9.9) and not trainer._improves(0.99, 0.0)
 
 
 def test_unknown_monitor_metric_is_named(tmp_path):

@@ -50,6 +50,7 @@ class TrainState:
     batch_in_epoch: int = 0  # micro-batches of this epoch already consumed
     samples_seen: int = 0
     best_value: float | None = None
+    best_loss: float | None = None  # validation loss at the best step: breaks ties of the monitor
     best_step: int = -1
     evals_since_best: int = 0
     stopped_early: bool = False
@@ -220,11 +221,9 @@ class Trainer:
             )
         self.runlog.write({"split": "val", "step": st.step, "epoch": st.epoch, **metrics})
         value = metrics[self.monitor]
-        better = st.best_value is None or (
-            value > st.best_value if self.higher_better else value < st.best_value
-        )
-        if better:
-            st.best_value, st.best_step, st.evals_since_best = value, st.step, 0
+        if self._improves(value, metrics["loss"]):
+            st.best_value, st.best_loss, st.best_step = value, metrics["loss"], st.step
+            st.evals_since_best = 0
             save_weights(self.best_path, self.model.state_dict())
         else:
             st.evals_since_best += 1
@@ -236,6 +235,15 @@ class Trainer:
             bar.set_postfix_str(_postfix(bar, f"val_{self.monitor}={value:.4g}"), refresh=False)
         self.runlog.flush()
         self._save_last(start)
+
+    def _improves(self, value: float, loss: float) -> bool:
+        """Better on the monitor, or equal on it (accuracy saturates on small sets) with lower loss."""
+        best = self.state.best_value
+        if best is None:
+            return True
+        if value != best:
+            return value > best if self.higher_better else value < best
+        return self.state.best_loss is not None and loss < self.state.best_loss
 
     def _save_last(self, start: float | None = None) -> None:
         if start is not None:
