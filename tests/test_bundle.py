@@ -1,0 +1,100 @@
+"""Bundles: safetensors + JSON only, load in one call, predict with the training-time preprocessing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import practicum
+from practicum.bundle import Bundle, find_bundle
+from practicum.errors import UserError
+
+FAST = ["train.epochs=15", "train.tensorboard=false", "train.lr=1e-2"]
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "iris"
+    return practicum.train(None, ["data.path=builtin:iris", "model.type=mlp",
+                                  "model.hidden_sizes=[16]", f"out_dir={out}", *FAST])
+
+
+def test_bundle_holds_no_pickle_and_describes_itself(iris_run):
+    files = sorted(p.name for p in iris_run.bundle.iterdir())
+    assert files == ["bundle.json", "metrics.json", "model.safetensors", "preprocess.json"]
+    info = json.loads((iris_run.bundle / "bundle.json").read_text())
+    assert info["format"] == "practicum-bundle" and info["format_version"] == 1
+    assert info["task"] == "classification" and info["label_names"] == ["setosa", "versicolor", "virginica"]
+    assert info["config"]["model"]["type"] == "mlp" and info["parameters"] > 0
+
+
+def test_load_predict_matches_the_run(iris_run):
+    bundle = practicum.load(iris_run.run_dir)  # a run folder works as well as its bundle/
+    assert isinstance(bundle, Bundle) and not bundle.model.training
+    records = [{"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4,
+                "petal width (cm)": 0.2},
+               {"sepal length (cm)": 6.7, "sepal width (cm)": 3.0, "petal length (cm)": 5.2,
+                "petal width (cm)": 2.3}]
+    rows = bundle.predict(records)
+    assert [r["prediction"] for r in rows] == ["setosa", "virginica"]
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
+    assert bundle.metrics["test"]["accuracy"] == iris_run.metrics["test"]["accuracy"]
+
+
+def test_evaluate_on_a_labelled_file_equals_the_runs_test_metrics(iris_run, tmp_path):
+    from practicum.data import raw_split
+
+    cfg = practicum.load_config(iris_run.run_dir / "config.yaml")
+    test = raw_split(cfg.data, cfg.task, "test")
+    test.frame.to_csv(tmp_path / "test.csv", index=False)
+    metrics = practicum.load(iris_run.bundle).evaluate(tmp_path / "test.csv")
+    assert metrics["accuracy"] == pytest.approx(iris_run.metrics["test"]["accuracy"])
+
+
+def test_regression_bundle_predicts_in_original_units(tmp_path):
+    run = practicum.train(None, ["data.path=builtin:diabetes", "model.type=mlp", "task.type=regression",
+                                 f"out_dir={tmp_path / 'diab'}", *FAST])
+    bundle = practicum.load(run.bundle)
+    from practicum.data import raw_split
+
+    test = raw_split(bundle.config.data, bundle.config.task, "test")
+    values = [r["prediction"] for r in bundle.predict(test)]
+    assert 25 < sum(values) / len(values) < 346  # the target's range in original units
+    assert bundle.evaluate(test)["mae"] == pytest.approx(run.metrics["test"]["mae"], rel=1e-5)
+
+
+def test_text_bundle_takes_a_list_of_strings(tmp_path):
+    run = practicum.train(None, ["data.path=builtin:chatterbot", "model.type=rnn", "model.hidden_size=16",
+                                 "model.embedding_dim=16", f"out_dir={tmp_path / 'chat'}", *FAST])
+    rows = practicum.load(run.bundle).predict(["What is AI?", "Do you like football?"])
+    assert [r["input"] for r in rows] == ["What is AI?", "Do you like football?"]
+    assert all(r["prediction"] in run.metrics["test"]["per_class"] for r in rows)
+
+
+def test_damaged_or_foreign_bundles_are_user_errors(iris_run, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(iris_run.bundle, copy)
+    with pytest.raises(UserError, match="not a practicum bundle"):
+        find_bundle(tmp_path)
+    info = json.loads((copy / "bundle.json").read_text())
+    (copy / "bundle.json").write_text(json.dumps({**info, "format_version": 99}))
+    with pytest.raises(UserError, match="upgrade practicum"):
+        Bundle.load(copy)
+    (copy / "bundle.json").write_text(json.dumps(info))
+    (copy / "model.safetensors").unlink()
+    with pytest.raises(UserError, match="model.safetensors is missing"):
+        Bundle.load(copy)
+    (copy / "bundle.json").write_text("{broken")
+    with pytest.raises(UserError, match=r"bundle.json:1: not valid JSON"):
+        Bundle.load(copy)
+
+
+def test_weights_are_safetensors_equal_to_the_best_checkpoint(iris_run):
+    from safetensors.torch import load_file
+
+    bundle = load_file(iris_run.bundle / "model.safetensors")
+    best = load_file(iris_run.run_dir / "checkpoints" / "best.safetensors")
+    assert bundle.keys() == best.keys() and all(torch.equal(bundle[k], best[k]) for k in best)
