@@ -76,7 +76,7 @@ class Preprocessor:
             y = frame[target]
         targets = TargetEncoder.fit(y, task, train.source)
         pre = cls(kind, task, features, target, inputs, targets, data.image.augment)
-        log.info("preprocessor fitted on %d training rows: %s", len(train), pre.spec)
+        log.debug("preprocessor fitted on %d training rows: %s", len(train), pre.spec)
         return pre
 
     def _make_spec(self) -> InputSpec:

@@ -146,6 +146,8 @@ class Trainer:
         st, cfg = self.state, self.cfg
         plan = self._batch_plan(st.epoch)
         self.model.train()
+        if bar is not None:
+            bar.set_description(f"epoch {st.epoch + 1}/{cfg.epochs}", refresh=False)
         while st.batch_in_epoch < len(plan) and st.step < self.total_steps:
             group = plan[st.batch_in_epoch : st.batch_in_epoch + cfg.grad_accum]
             loss, n = self._step(group)
@@ -293,7 +295,7 @@ class Trainer:
         self.runlog.write({"split": "train", "step": st.step, "epoch": st.epoch,
                            "loss": loss, "lr": lr, "samples_per_s": rate})
         if bar is not None:
-            bar.set_postfix_str(_postfix(bar, f"loss={loss:.4g} {rate:,.0f}/s"), refresh=False)
+            bar.set_postfix_str(_postfix(bar, f"loss={loss:.4g} ({rate:,.0f} samples/s)"), refresh=False)
 
     def _autocast_context(self) -> Any:
         if self.cfg.precision != "bf16":
