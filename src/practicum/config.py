@@ -7,10 +7,8 @@ such as `--train.lr 3e-4` override any field.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -288,6 +286,8 @@ class RunConfig(Section):
 
 # ---------------------------------------------------------------- loading
 
+from practicum.config_errors import clean_loc, describe, field_type, line_of  # noqa: E402
+
 
 def load_config(
     source: str | Path | dict[str, Any] | None = None, overrides: list[str] | None = None
@@ -323,12 +323,12 @@ def validate(raw: dict[str, Any], where: str = "config", text: str | None = None
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = _clean_loc(err["loc"])
-        line = _line_of(text, loc) if text else None
+        loc = clean_loc(err["loc"])
+        line = line_of(text, loc) if text else None
         at = f"{where}:{line}" if line else where
         raw_loc = [str(p) for p in err["loc"]]
         mtype = raw_loc[1] if raw_loc[:1] == ["model"] and len(raw_loc) > 1 else None
-        raise UserError(f"{at}: {_describe(err, loc, mtype)}") from None
+        raise UserError(f"{at}: {describe(err, loc, mtype)}") from None
 
 
 def parse_overrides(args: list[str]) -> list[str]:
@@ -366,7 +366,7 @@ def field_help(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tup
             for variant in MODEL_CONFIGS.values():
                 rows += field_help(variant, f"model[{variant().type}].")
         else:
-            rows.append((path, _field_type(info), info.description or ""))
+            rows.append((path, field_type(info), info.description or ""))
     return rows
 
 
@@ -409,96 +409,3 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         # switching model type keeps only the recipe's fields that the new model has
         allowed = MODEL_CONFIGS[node["type"]].model_fields
         raw["model"] = {k: v for k, v in node.items() if k in allowed}
-
-
-def _clean_loc(loc: tuple[Any, ...]) -> list[str]:
-    """Drop pydantic's union tags (model.lenet.channels -> model.channels)."""
-    out = [str(p) for p in loc]
-    if len(out) >= 2 and out[0] == "model" and out[1] in MODEL_CONFIGS:
-        out = [out[0], *out[2:]]
-    return out
-
-
-def _describe(err: dict[str, Any], loc: list[str], model_type: str | None) -> str:
-    path = ".".join(loc) or "config"
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        parent = _section_at(loc[:-1], model_type)
-        known = list(parent.model_fields) if parent else []
-        close = difflib.get_close_matches(loc[-1], known, n=1)
-        hint = f"did you mean {'.'.join([*loc[:-1], close[0]])!r}?" if close else f"known fields: {', '.join(known)}"
-        return f"unknown field {path!r}; {hint}"
-    if kind == "union_tag_invalid":
-        got = err["input"].get("type") if isinstance(err["input"], dict) else err["input"]
-        return f"model.type must be one of {', '.join(MODEL_CONFIGS)} (got {got!r})"
-    if kind == "union_tag_not_found":
-        return f"model.type is missing; set it to one of {', '.join(MODEL_CONFIGS)}"
-    expected = _expected_type(loc, model_type)
-    got = err.get("input")
-    return f"field {path!r} expected {expected}, got {got!r} ({err['msg'].lower()})"
-
-
-def _section_at(loc: list[str], model_type: str | None = None) -> type[BaseModel] | None:
-    model: type[BaseModel] | None = RunConfig
-    for part in loc:
-        if model is None or part not in model.model_fields:
-            return None
-        ann = model.model_fields[part].annotation
-        if model is RunConfig and part == "model":
-            ann = MODEL_CONFIGS.get(model_type or "")
-        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-    return model
-
-
-def _expected_type(loc: list[str], model_type: str | None) -> str:
-    parent = _section_at(loc[:-1], model_type) if loc else None
-    if parent is not None and loc and loc[-1] in parent.model_fields:
-        return _field_type(parent.model_fields[loc[-1]])
-    return "a valid value"
-
-
-def _field_type(info: Any) -> str:
-    bounds = [f"{op} {getattr(m, attr)}" for m in info.metadata for attr, op in _BOUNDS
-              if getattr(m, attr, None) is not None]
-    return " ".join([_type_name(info.annotation), *bounds])
-
-
-def _type_name(ann: Any) -> str:
-    """A readable type: 'int >= 1', 'one of fp32, bf16', 'list of int', 'float or null'."""
-    origin, args = get_origin(ann), get_args(ann)
-    if origin is Annotated:
-        bounds = [f"{op} {getattr(m, attr)}" for m in args[1:] for attr, op in _BOUNDS
-                  if getattr(m, attr, None) is not None]
-        bounds += [f"{op} {getattr(c, attr)}" for m in args[1:] for c in getattr(m, "metadata", [])
-                   for attr, op in _BOUNDS if getattr(c, attr, None) is not None]
-        return " ".join([_type_name(args[0]), *bounds])
-    if origin is Literal:
-        return "one of " + ", ".join(str(a) for a in args)
-    if origin in (Union, UnionType):
-        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
-    if origin in (list, tuple):
-        inner = _type_name(args[0]) if args else "value"
-        return f"list of {inner}" if origin is list else f"pair of {inner}"
-    return getattr(ann, "__name__", str(ann))
-
-
-_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
-
-
-def _line_of(text: str, loc: list[str]) -> int | None:
-    """1-based line of the deepest key of `loc` present in the YAML text."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in loc:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        for key, value in node.value:
-            if key.value == part:
-                line, node = key.start_mark.line + 1, value
-                break
-        else:
-            break
-    return line
