@@ -106,7 +106,7 @@ def _finish(cfg: RunConfig, run_dir: Path, trainer: Any, data: Any, state: Any) 
     display = data.test_display if _n(data.test) else None
     outputs = trainer.predict_outputs(final)
     if _n(data.test):
-        metrics["test"] = trainer.evaluate(data.test)
+        metrics["test"] = trainer.score(outputs, data.test["target"])
     bundle = save_bundle(run_dir / "bundle", cfg, trainer.model, data.preprocessor, metrics)
     _write_predictions(run_dir / "predictions.csv", trainer.task, outputs, final, data, display)
     plots = run_dir / "plots"

@@ -104,3 +104,13 @@ def test_parameter_counts_are_small_for_tiny_configs():
     # conv 1->8 (72) + bn (16) + conv 8->16 (1152) + bn (32) + fc 784->16 + 16 + fc 16->10 + 10
     assert sum(p.numel() for p in lenet.parameters()) == 72 + 16 + 1152 + 32 + 16 * 7 * 7 * 16 + 16 + 170
     assert 5_000 < sum(p.numel() for p in resnet.parameters()) < 10_000
+
+
+def test_channels_last_input_gives_the_same_outputs() -> None:
+    import torch
+
+    from practicum.models.cnn import nhwc
+
+    image = torch.randn(4, 3, 9, 7)
+    fast = nhwc(image)
+    assert fast.is_contiguous(memory_format=torch.channels_last) and torch.equal(fast, image)

@@ -1,11 +1,13 @@
 """Convolutional image classifiers: a LeNet-style CNN and a small ResNet.
 
 Both track the spatial size while they are built and never pool or stride below 1x1, so the
-same config works on 8x8 digits, 28x28 MNIST and 32x32 CIFAR images.
+same config works on 8x8 digits, 28x28 MNIST and 32x32 CIFAR images. On the CPU both run
+channels-last (see `nhwc`).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from practicum.config import LeNetConfig, ResNetConfig
@@ -21,6 +23,23 @@ def norm2d(kind: str, channels: int) -> nn.Module:
     if kind == "layer":
         return nn.GroupNorm(1, channels)
     return nn.Identity()
+
+
+def nhwc(image: Tensor) -> Tensor:
+    """`image` (N, C, H, W) with channels-last strides, on the CPU; other devices get it as is.
+
+    oneDNN then runs every conv, norm, activation and pool after it in NHWC, which trained
+    these models 1.1-1.5x faster on a 2-core AVX-512 CPU (benchmarks/README.md). Shape and
+    values are unchanged and the weights stay contiguous. A one-channel batch is copied:
+    `contiguous(memory_format=...)` would keep its NCHW strides, which fit both layouts.
+    """
+    if image.device.type != "cpu" or image.dim() != 4:
+        return image
+    if image.stride(1) == 1 and image.is_contiguous(memory_format=torch.channels_last):
+        return image
+    out = torch.empty(image.shape, dtype=image.dtype, device=image.device,
+                      memory_format=torch.channels_last)
+    return out.copy_(image)  # (N, C, H, W), NHWC in memory
 
 
 def halve(size: int) -> int:
@@ -61,7 +80,7 @@ class LeNet(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         """image: (N, C, H, W) float -> (N, num_outputs)."""
-        return self.classifier(self.features(image))  # (N, C', H', W') -> (N, num_outputs)
+        return self.classifier(self.features(nhwc(image)))  # (N, C', H', W') -> (N, num_outputs)
 
 
 @register_model("lenet", kinds=("image",))
@@ -133,7 +152,7 @@ class ResNet(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         """image: (N, C, H, W) float -> (N, num_outputs)."""
-        x = self.stages(self.stem(image))  # (N, C', H', W')
+        x = self.stages(self.stem(nhwc(image)))  # (N, C', H', W')
         x = self.pool(x).flatten(1)  # (N, C')
         return self.head(self.drop(x))  # (N, num_outputs)
 

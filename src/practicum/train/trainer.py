@@ -130,8 +130,10 @@ class Trainer:
 
     def evaluate(self, data: Batch) -> dict[str, Any]:
         """Loss and the task's metrics over a whole split."""
-        outputs = self.predict_outputs(data)
-        target = data["target"]
+        return self.score(self.predict_outputs(data), data["target"])
+
+    def score(self, outputs: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
+        """Loss and metrics from outputs already computed (so a split is run only once)."""
         loss = float(self.task.loss(outputs, target)) / max(1, len(target))
         return {"loss": loss, **self.task.metrics(outputs, target)}
 
