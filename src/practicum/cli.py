@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,12 @@ def cmd_quickstart(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"run folder:   {result.run_dir}")
     print(f"report:       {result.report}")
     print(f"bundle:       {result.bundle}")
+    me = _invoked_as()
     print("\nnext:")
-    print(f"  practicum predict {result.bundle} --input builtin:digits --split test | head")
-    print(f"  practicum evaluate {result.bundle} --data builtin:digits --split test")
-    print("  practicum train mlp_tabular          # an MLP on the penguins CSV")
-    print("  practicum config show quickstart     # every field; override any with --section.field value")
+    print(f"  {me} predict {result.bundle} --input builtin:digits --split test | head")
+    print(f"  {me} evaluate {result.bundle} --data builtin:digits --split test")
+    print(f"  {me} train mlp_tabular          # an MLP on the penguins CSV")
+    print(f"  {me} config show quickstart     # every field; override any with --section.field value")
     return 0
 
 
@@ -256,6 +258,15 @@ def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerow(["input", "prediction", *(["confidence"] if conf else [])])
         for r in rows:
             writer.writerow([r["input"], r["prediction"], *([r["confidence"]] if conf else [])])
+
+
+def _invoked_as() -> str:
+    """How the user ran us (`.venv/bin/practicum` when the venv is not activated)."""
+    arg0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("practicum")
+    if arg0.name != "practicum" or str(arg0) == "practicum":
+        return "practicum"
+    on_path = shutil.which("practicum")
+    return "practicum" if on_path and Path(on_path).resolve() == arg0.resolve() else str(arg0)
 
 
 def _short(text: Any, width: int = 60) -> str:
