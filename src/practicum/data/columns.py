@@ -153,3 +153,15 @@ def infer_task(task_type: str, values: pd.Series, source: str, target: str) -> T
         log.info("task auto: target %r is float with %d distinct values -> regression", target, values.nunique())
         return "regression"
     return "classification"
+
+
+def numeric_values(series: pd.Series, source: str, what: str, fix: str) -> np.ndarray:
+    """Float64 values of `series`, missing as NaN; a non-number is a UserError naming its row."""
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.isnan(values) & ~series.isna().to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise UserError(
+            f"{source}: {what} row {series.index[i]} holds {series.iloc[i]!r}, not a number; {fix}"
+        )
+    return values

@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from practicum.data.columns import column_type, sort_labels, value_keys
-from practicum.errors import UserError
+from practicum.data.columns import column_type, numeric_values, sort_labels, value_keys
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +95,8 @@ class TabularEncoder:
     def _numeric(self, frame: pd.DataFrame, source: str) -> np.ndarray:
         out = np.zeros((len(frame), len(self.numeric)), dtype=np.float64)
         for j, col in enumerate(self.numeric):
-            raw = frame[col]
-            values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-            bad = np.isnan(values) & ~raw.isna().to_numpy()
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise UserError(
-                    f"{source}: column {col!r} row {frame.index[i]} holds {raw.iloc[i]!r}, "
-                    "not a number; fix the value or leave it empty"
-                )
+            values = numeric_values(frame[col], source, f"column {col!r}",
+                                    "fix the value or leave it empty")
             values = np.where(np.isnan(values), self.medians[j], values)
             out[:, j] = (values - self.means[j]) / self.stds[j]
         return out

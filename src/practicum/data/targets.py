@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from practicum.data.columns import sort_labels, value_keys
+from practicum.data.columns import numeric_values, sort_labels, value_keys
 from practicum.errors import UserError
 
 
@@ -80,12 +80,4 @@ class TargetEncoder:
 
 def regression_values(series: pd.Series, source: str) -> np.ndarray:
     """Float64 target values; a non-number is a UserError naming its row."""
-    y = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isnan(y) & ~series.isna().to_numpy()
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise UserError(
-            f"{source}: target row {series.index[i]} holds {series.iloc[i]!r}, not a number; "
-            "fix it or set task.type classification"
-        )
-    return y
+    return numeric_values(series, source, "target", "fix it or set task.type classification")
