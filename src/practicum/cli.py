@@ -178,7 +178,12 @@ def cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="practicum", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="practicum",
+        description="Train, evaluate, save and reuse models from YAML recipes. Start with `practicum quickstart`.",
+        epilog="Any config field can be overridden on train/quickstart/config show: --train.lr 3e-4. "
+        "List them with `practicum config fields`.",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(metavar="COMMAND")
