@@ -1,0 +1,255 @@
+"""Text corpora -> token ids in memory-mapped files, for language-model pretraining.
+
+    tok = train_tokenizer("char", iter_documents("notes/"), vocab_size=256)
+    meta = build_corpus("notes/", tok, "runs/corpus")       # train.bin, val.bin, meta.json
+    train, val, meta = load_corpus("runs/corpus")            # np.memmap token ids
+    x, y = sample_batch(train, block_size=64, batch_size=12, generator=g)
+
+A source is a .txt/.md file (one document), a .jsonl file (one document per record's text
+field), a folder of those (sorted, recursive) or `builtin:pydoc` (the standard library's
+pydoc topics). Everything is streamed: JSONL line by line, big text files in pieces cut at
+newlines, and tokens appended to disk in batches, so corpora larger than memory work.
+Each document ends with the tokenizer's eos id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from practicum.data.tokenizers import Tokenizer
+from practicum.errors import UserError
+
+BUILTIN_PYDOC = "builtin:pydoc"
+TEXT_SUFFIXES = (".txt", ".md")
+CORPUS_SUFFIXES = (*TEXT_SUFFIXES, ".jsonl")
+CHUNK_CHARS = 1 << 20  # a big text file is read as ~1 MB pieces, cut at newlines
+BATCH_CHARS = 4 << 20  # characters tokenized per encode_batch call
+MIN_DOCS_FOR_DOC_SPLIT = 10  # fewer documents: the last val_fraction of tokens is val
+COPY_TOKENS = 1 << 20  # tokens moved per step when splitting off the tail
+
+
+# --- reading documents ------------------------------------------------------------------
+
+
+def iter_pieces(source: str | Path, text_field: str = "text") -> Iterator[tuple[str, bool]]:
+    """Yield (text, ends_document) pieces; a big text file comes as several pieces."""
+    if str(source) == BUILTIN_PYDOC:
+        from pydoc_data.topics import topics
+
+        for key in sorted(topics):
+            yield topics[key], True
+        return
+    for file in _corpus_files(Path(source)):
+        if file.suffix == ".jsonl":
+            yield from ((text, True) for text in _read_jsonl(file, text_field))
+        else:
+            yield from _read_text_chunks(file)
+
+
+def iter_documents(source: str | Path, text_field: str = "text") -> Iterator[str]:
+    """Yield the corpus texts (e.g. to train a tokenizer); a big file comes as several pieces."""
+    for text, _ in iter_pieces(source, text_field):
+        yield text
+
+
+def count_documents(source: str | Path) -> int:
+    """Number of documents, found without decoding: 1 per text file, 1 per non-blank JSONL line."""
+    if str(source) == BUILTIN_PYDOC:
+        from pydoc_data.topics import topics
+
+        return len(topics)
+    count = 0
+    for file in _corpus_files(Path(source)):
+        if file.suffix == ".jsonl":
+            with file.open("rb") as handle:
+                count += sum(1 for line in handle if line.strip())
+        else:
+            count += 1
+    return count
+
+
+def _corpus_files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder; give a text file, a .jsonl or a folder")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in CORPUS_SUFFIXES)
+        if not files:
+            raise UserError(f"{path}: folder has no .txt, .md or .jsonl files; add some text")
+        return files
+    if path.suffix not in CORPUS_SUFFIXES:
+        raise UserError(f"{path}: unsupported corpus file; use .txt, .md or .jsonl")
+    return [path]
+
+
+def _read_jsonl(file: Path, text_field: str) -> Iterator[str]:
+    with file.open(encoding="utf-8") as handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield _record_text(line, f"{file}:{number}", text_field)
+        except UnicodeDecodeError as err:
+            raise UserError(f"{file}: not UTF-8 text ({err.reason}); re-save it as UTF-8") from err
+
+
+def _record_text(line: str, where: str, text_field: str) -> str:
+    try:
+        record = json.loads(line)
+    except ValueError as err:
+        raise UserError(f"{where}: not valid JSON ({err}); fix or remove that line") from err
+    if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+        raise UserError(
+            f"{where}: record has no string field {text_field!r}; "
+            "add it or pass the right text_field"
+        )
+    return record[text_field]
+
+
+def _read_text_chunks(file: Path) -> Iterator[tuple[str, bool]]:
+    """One document, as pieces of about CHUNK_CHARS characters that end at a newline."""
+    carry, pending = "", ""  # pending is held back so that the last piece can end the document
+    with file.open(encoding="utf-8", newline="") as handle:
+        try:
+            while chunk := handle.read(CHUNK_CHARS):
+                buffer = carry + chunk
+                cut = buffer.rfind("\n") + 1
+                if cut == 0 and len(buffer) < 2 * CHUNK_CHARS:  # no newline yet: read on
+                    carry = buffer
+                    continue
+                cut = cut or len(buffer)  # a very long line is cut where it stands
+                if pending:
+                    yield pending, False
+                pending, carry = buffer[:cut], buffer[cut:]
+        except UnicodeDecodeError as err:
+            raise UserError(f"{file}: not UTF-8 text ({err.reason}); re-save it as UTF-8") from err
+    yield pending + carry, True
+
+
+# --- building token files ---------------------------------------------------------------
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """uint16 when every id fits in 16 bits, else uint32."""
+    return np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
+
+
+def build_corpus(
+    source: str | Path,
+    tokenizer: Tokenizer,
+    out_dir: str | Path,
+    val_fraction: float = 0.1,
+    text_field: str = "text",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Tokenize `source` into out_dir/train.bin, val.bin and meta.json; returns the meta.
+
+    With >= 10 documents whole documents go to val (a seeded hash of the document index);
+    with fewer, the last val_fraction of the tokens does (nanoGPT style).
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise UserError(f"val_fraction {val_fraction} must be in [0, 1)")
+    eos = tokenizer.eos_id
+    if eos is None:
+        raise UserError("the tokenizer has no eos token; train one with practicum or add <eos>")
+    documents = count_documents(source)
+    if documents == 0:
+        raise UserError(f"{source}: corpus has no documents; give a non-empty corpus")
+    by_document = documents >= MIN_DOCS_FOR_DOC_SPLIT
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dtype = token_dtype(tokenizer.vocab_size)
+    paths = {"train": out / "train.bin", "val": out / "val.bin"}
+    with paths["train"].open("wb") as train, paths["val"].open("wb") as val:
+        batch: list[tuple[str, bool, Any]] = []
+        index, size = 0, 0
+        for text, ends in iter_pieces(source, text_field):
+            to_val = by_document and _goes_to_val(seed, index, val_fraction)
+            batch.append((text, ends, val if to_val else train))
+            index, size = index + ends, size + len(text)
+            if size >= BATCH_CHARS:
+                _write_batch(batch, tokenizer, eos, dtype)
+                batch, size = [], 0
+        _write_batch(batch, tokenizer, eos, dtype)
+    if not by_document:
+        _move_tail(paths["train"], paths["val"], dtype, val_fraction)
+    meta = {
+        "dtype": dtype.name,
+        "vocab_size": tokenizer.vocab_size,
+        "tokens": {name: path.stat().st_size // dtype.itemsize for name, path in paths.items()},
+        "documents": index,
+        "split": "documents" if by_document else "tail",
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "source": str(source),
+        "eos_id": eos,
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return meta
+
+
+def _goes_to_val(seed: int, index: int, val_fraction: float) -> bool:
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < val_fraction
+
+
+def _write_batch(
+    batch: list[tuple[str, bool, Any]], tokenizer: Tokenizer, eos: int, dtype: np.dtype
+) -> None:
+    """Tokenize the pieces together and append each to its file, eos after a document's end."""
+    encoded = tokenizer.encode_batch([text for text, _, _ in batch]) if batch else []
+    for ids, (_, ends, handle) in zip(encoded, batch, strict=True):
+        np.asarray(ids + [eos] if ends else ids, dtype=dtype).tofile(handle)
+
+
+def _move_tail(train: Path, val: Path, dtype: np.dtype, val_fraction: float) -> None:
+    """Move the last val_fraction of train's tokens into val, then truncate train."""
+    total = train.stat().st_size // dtype.itemsize
+    keep = int(total * (1.0 - val_fraction))
+    with train.open("r+b") as src, val.open("wb") as dst:
+        src.seek(keep * dtype.itemsize)
+        while block := src.read(COPY_TOKENS * dtype.itemsize):
+            dst.write(block)
+        src.truncate(keep * dtype.itemsize)
+
+
+# --- reading token files ----------------------------------------------------------------
+
+
+def load_corpus(out_dir: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Open train.bin and val.bin read-only as np.memmap (empty arrays if empty) and meta."""
+    out = Path(out_dir)
+    meta_file = out / "meta.json"
+    if not meta_file.is_file():
+        raise UserError(f"{meta_file}: not found; build the corpus first with build_corpus")
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    splits = []
+    for name in ("train", "val"):
+        file = out / f"{name}.bin"
+        if not file.is_file():
+            raise UserError(f"{file}: not found; rebuild the corpus with build_corpus")
+        if file.stat().st_size == 0:  # numpy cannot memory-map an empty file
+            splits.append(np.zeros(0, dtype=meta["dtype"]))
+        else:
+            splits.append(np.memmap(file, dtype=meta["dtype"], mode="r"))
+    return splits[0], splits[1], meta
+
+
+def sample_batch(
+    tokens: np.ndarray, block_size: int, batch_size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random windows x (B, T) and their next tokens y (B, T), as int64."""
+    if len(tokens) < block_size + 1:
+        raise UserError(
+            f"split has {len(tokens)} tokens, fewer than block_size + 1 = {block_size + 1}; "
+            "use a smaller block_size or a larger corpus / val_fraction"
+        )
+    starts = torch.randint(len(tokens) - block_size, (batch_size,), generator=generator)
+    windows = np.stack([tokens[i : i + block_size + 1] for i in starts.tolist()])
+    windows = torch.from_numpy(windows.astype(np.int64))  # (B, T + 1)
+    return windows[:, :-1], windows[:, 1:]
