@@ -92,17 +92,13 @@ class Bundle:
         metrics = _read_json(metrics_path) if metrics_path.exists() else {}
         return cls(folder, info, config, preprocessor, model, metrics)
 
-    @torch.no_grad()
     def outputs(self, batch: dict[str, torch.Tensor], batch_size: int = 512) -> torch.Tensor:
         """Raw model outputs (logits or standardised values) for a preprocessed batch."""
-        from practicum.train.trainer import iterate_rows
+        from practicum.train.trainer import batched_outputs
 
         device = next(self.model.parameters()).device
-        outs = [
-            self.model(**{k: v.to(device) for k, v in part.items() if k != "target"}).float().cpu()
-            for part in iterate_rows(batch, batch_size)
-        ]
-        return torch.cat(outs) if outs else torch.empty(0, self.task.num_outputs())
+        outputs = batched_outputs(self.model, batch, batch_size, device)
+        return outputs if len(outputs) else torch.empty(0, self.task.num_outputs())
 
     def predict(self, source: Any) -> list[dict[str, Any]]:
         """Predictions for a file path or JSON-like records, with the input shown per row."""

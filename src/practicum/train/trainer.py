@@ -12,7 +12,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -114,19 +114,13 @@ class Trainer:
         self._save_last()
         return self.state
 
-    @torch.no_grad()
     def predict_outputs(self, data: Batch) -> torch.Tensor:
         """Model outputs for every row of `data`, in order, on the CPU (float32)."""
         was_training = self.model.training
         self.model.eval()
-        outs = []
-        n = _rows(data)
-        for lo in range(0, n, self.cfg.eval_batch_size):
-            batch = _to_device(_slice(data, slice(lo, lo + self.cfg.eval_batch_size)), self.device)
-            with self.autocast:
-                outs.append(self.model(**_inputs(batch)).float().cpu())
+        outputs = batched_outputs(self.model, data, self.cfg.eval_batch_size, self.device, self.autocast)
         self.model.train(was_training)
-        return torch.cat(outs) if outs else torch.empty(0)
+        return outputs
 
     def evaluate(self, data: Batch) -> dict[str, Any]:
         """Loss and the task's metrics over a whole split."""
@@ -373,7 +367,13 @@ def _postfix(bar: Any, part: str) -> str:
     return ", ".join([*old, part])
 
 
-def iterate_rows(data: Batch, batch_size: int) -> Iterator[Batch]:
-    """Sequential batches of a split (for prediction outside the Trainer)."""
+@torch.no_grad()
+def batched_outputs(model: nn.Module, data: Batch, batch_size: int, device: torch.device,
+                    autocast: Any = None) -> torch.Tensor:
+    """Model outputs for every row of `data`, in order, as float32 on the CPU (no gradients)."""
+    outs = []
     for lo in range(0, _rows(data), batch_size):
-        yield _slice(data, slice(lo, lo + batch_size))
+        batch = _to_device(_slice(data, slice(lo, lo + batch_size)), device)
+        with autocast or nullcontext():
+            outs.append(model(**_inputs(batch)).float().cpu())
+    return torch.cat(outs) if outs else torch.empty(0)
