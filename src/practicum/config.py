@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from practicum.errors import UserError
 
@@ -197,8 +197,114 @@ class TransformerConfig(Section):
     """Pre-norm LayerNorm in every block (none only for experiments)."""
 
 
+_GPT2 = dict(causal=True, positions="learned", norm="layernorm", norm_placement="pre", mlp="gelu",
+             gelu_approximate="tanh", bias=True, tie_embeddings=True, norm_eps=1e-5)
+_BERT = dict(causal=False, positions="learned", norm="layernorm", norm_placement="post",
+             mlp="gelu", gelu_approximate="none", bias=True, tie_embeddings=True, norm_eps=1e-12,
+             token_types=2, embedding_norm=True, final_norm=False, head_transform=True,
+             lm_head_bias=True, pooler=True)
+_LLAMA = dict(causal=True, positions="rotary", norm="rmsnorm", norm_placement="pre", mlp="swiglu",
+              bias=False, norm_eps=1e-5)
+
+LM_PRESETS: dict[str, dict[str, Any]] = {
+    # GPT family (GPT-2 layout)
+    "gpt-tiny": {**_GPT2, "n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 64},
+    "baby-gpt": {**_GPT2, "n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "bias": False},
+    "gpt2": {**_GPT2, "n_layer": 12, "n_head": 12, "n_embd": 768, "block_size": 1024, "vocab_size": 50257},
+    "gpt2-medium": {**_GPT2, "n_layer": 24, "n_head": 16, "n_embd": 1024, "block_size": 1024, "vocab_size": 50257},
+    # BERT family (post-norm encoder, masked LM head, pooler)
+    "bert-tiny": {**_BERT, "n_layer": 2, "n_head": 2, "n_embd": 128, "intermediate_size": 512, "block_size": 512},
+    "bert-mini": {**_BERT, "n_layer": 4, "n_head": 4, "n_embd": 256, "intermediate_size": 1024, "block_size": 512},
+    "bert-base": {**_BERT, "n_layer": 12, "n_head": 12, "n_embd": 768, "intermediate_size": 3072, "block_size": 512, "vocab_size": 30522},
+    # LLaMA family (rotary, RMSNorm, SwiGLU, grouped-query attention)
+    "llama-tiny": {**_LLAMA, "n_layer": 2, "n_head": 4, "n_kv_head": 2, "n_embd": 64, "intermediate_size": 176, "block_size": 128, "tie_embeddings": False},
+    "smollm2-135m": {**_LLAMA, "n_layer": 30, "n_head": 9, "n_kv_head": 3, "n_embd": 576, "intermediate_size": 1536, "block_size": 2048, "rope_base": 100000.0, "vocab_size": 49152, "tie_embeddings": True},
+}
+"""Named LM architectures; `model.preset` fills the fields a recipe leaves out."""
+
+
+class LMConfig(Section):
+    """One config-driven Transformer language model (litgpt style): GPT-2, BERT and LLaMA
+    differ only in these fields. `preset` fills every field the recipe does not set."""
+
+    type: Literal["lm"] = "lm"
+    """Model architecture (see `practicum config fields`)."""
+    preset: str | None = None
+    """Named architecture whose values fill the fields not set here: see practicum.config.LM_PRESETS (gpt-tiny, baby-gpt, gpt2, bert-tiny, bert-base, llama-tiny, ...)."""
+    vocab_size: Annotated[int, Field(ge=1)] | None = None
+    """Vocabulary size; null takes it from the tokenizer."""
+    block_size: Annotated[int, Field(ge=1)] = 256
+    """Context length: the most positions the model sees at once."""
+    n_layer: Annotated[int, Field(ge=1)] = 4
+    """Transformer blocks."""
+    n_head: Annotated[int, Field(ge=1)] = 4
+    """Query heads (must divide n_embd)."""
+    n_kv_head: Annotated[int, Field(ge=1)] | None = None
+    """Key/value heads: null = n_head (multi-head), 1 = multi-query, else grouped-query (must divide n_head)."""
+    n_embd: Annotated[int, Field(ge=1)] = 128
+    """Embedding and residual width."""
+    intermediate_size: Annotated[int, Field(ge=1)] | None = None
+    """Hidden width of each block's MLP; null = 4 * n_embd."""
+    causal: bool = True
+    """Causal attention (GPT, LLaMA: each token sees only the past) or bidirectional (BERT)."""
+    positions: Literal["learned", "sinusoidal", "rotary"] = "learned"
+    """Position information: learned absolute (GPT-2, BERT), fixed sinusoidal, or rotary on queries and keys (LLaMA)."""
+    rope_base: Annotated[float, Field(gt=0.0)] = 10000.0
+    """Rotary base frequency (theta)."""
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    """LayerNorm (GPT-2, BERT) or RMSNorm (LLaMA)."""
+    norm_eps: Annotated[float, Field(gt=0.0)] = 1e-5
+    """Epsilon of every norm."""
+    norm_placement: Literal["pre", "post"] = "pre"
+    """pre: x + f(norm(x)) (GPT-2, LLaMA); post: norm(x + f(x)) (BERT)."""
+    mlp: Literal["gelu", "swiglu"] = "gelu"
+    """Block MLP: Linear-GELU-Linear or SwiGLU (silu(gate) * up, then down)."""
+    gelu_approximate: Literal["tanh", "none"] = "tanh"
+    """GELU form: tanh approximation (GPT-2) or exact erf (BERT)."""
+    bias: bool = True
+    """Biases in attention and MLP linears (False for LLaMA)."""
+    tie_embeddings: bool = True
+    """Share the token embedding with the output layer."""
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Dropout on embeddings, attention weights and residual branches."""
+    token_types: Annotated[int, Field(ge=0)] = 0
+    """Segment (token type) embeddings: 2 for BERT sentence pairs, 0 for none."""
+    embedding_norm: bool = False
+    """Normalise the summed embeddings before the first block (BERT)."""
+    final_norm: bool = True
+    """Normalise after the last block (GPT-2 ln_f, LLaMA norm; BERT has none)."""
+    head_transform: bool = False
+    """BERT's masked-LM head transform (Linear, GELU, LayerNorm) before the output layer."""
+    lm_head_bias: bool = False
+    """Bias on the output layer (BERT's decoder has one)."""
+    pooler: bool = False
+    """BERT's pooler (Linear + tanh on the first token), used for next-sentence prediction."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("preset") is None:
+            return data
+        name = data["preset"]
+        if name not in LM_PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(LM_PRESETS)}")
+        return {**LM_PRESETS[name], **data}
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_head or self.n_head
+
+    @property
+    def mlp_width(self) -> int:
+        return self.intermediate_size or 4 * self.n_embd
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
+
+
 ModelConfig = Annotated[
-    MLPConfig | LeNetConfig | ResNetConfig | RNNConfig | TransformerConfig,
+    MLPConfig | LeNetConfig | ResNetConfig | RNNConfig | TransformerConfig | LMConfig,
     Field(discriminator="type"),
 ]
 
@@ -371,7 +477,7 @@ def field_help(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tup
 
 
 MODEL_CONFIGS: dict[str, type[Section]] = {
-    c().type: c for c in (MLPConfig, LeNetConfig, ResNetConfig, RNNConfig, TransformerConfig)
+    c().type: c for c in (MLPConfig, LeNetConfig, ResNetConfig, RNNConfig, TransformerConfig, LMConfig)
 }
 
 

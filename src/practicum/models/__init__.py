@@ -5,12 +5,14 @@
     resnet       image: a small residual network
     rnn          text: embedding + RNN/LSTM/GRU + pooling
     transformer  text: a pre-norm Transformer encoder, attention written out in layers.py
+    lm           corpus: the config-driven GPT / BERT / LLaMA language model (lm.py)
 
-Every model is called as `model(**batch_without_target)` and returns (N, num_outputs).
+Every classifier is called as `model(**batch_without_target)` and returns (N, num_outputs).
 """
 
 from practicum.models.build import DATA_KINDS, MODELS, SpecLike, build_model, models_for
 from practicum.models.cnn import LeNet, ResNet
+from practicum.models.lm import KVCache, TransformerLM
 from practicum.models.mlp import MLP, ImageMLP
 from practicum.models.rnn import RNNClassifier
 from practicum.models.transformer import TransformerClassifier
@@ -20,11 +22,13 @@ __all__ = [
     "MLP",
     "MODELS",
     "ImageMLP",
+    "KVCache",
     "LeNet",
     "RNNClassifier",
     "ResNet",
     "SpecLike",
     "TransformerClassifier",
+    "TransformerLM",
     "build_model",
     "models_for",
 ]
