@@ -379,7 +379,7 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
 
 
-@register_model("lm", kinds=("text", "corpus"))
+@register_model("lm", kinds=("corpus",))
 def build_lm(cfg: LMConfig, spec: SpecLike, num_outputs: int) -> nn.Module:
     """The registry entry: the vocabulary comes from the tokenizer (spec.vocab_size)."""
     return TransformerLM(cfg, cfg.vocab_size or spec.vocab_size or None)
