@@ -66,6 +66,7 @@ def train(
     """
     from practicum.data import load_data
     from practicum.models import build_model
+    from practicum.pretraining import is_lm_run, train_lm
     from practicum.train.checkpoint import seed_everything
     from practicum.train.trainer import Trainer
 
@@ -81,6 +82,8 @@ def train(
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     seed_everything(cfg.train.seed)
+    if is_lm_run(cfg):
+        return train_lm(cfg, run_dir, bool(resume))
     data = load_data(cfg.data, cfg.task)  # all input checks happen before anything is written
     task = _build_task(data, cfg)
     model = build_model(cfg.model, data.spec, task.num_outputs())
@@ -95,6 +98,27 @@ def train(
     state = trainer.fit(resume=bool(resume))
     trainer.load_best()
     return _finish(cfg, run_dir, trainer, data, state)
+
+
+def pretrain(
+    config: RunConfig | str | Path | dict[str, Any] | None = "pretrain_char",
+    overrides: list[str] | None = None,
+    resume: bool | str | Path = False,
+) -> RunResult:
+    """Pretrain a language model (GPT: causal LM; BERT: masked LM) on a text corpus.
+
+    With no arguments: a small char-level GPT on the standard library's pydoc topics.
+    """
+    from practicum.pretraining import is_lm_run
+
+    if not resume:
+        cfg = resolve_config(config if config is not None else "pretrain_char", overrides)
+        if not is_lm_run(cfg):
+            raise UserError(
+                f"pretrain needs a language-model recipe (model.type lm, task causal_lm or "
+                f"masked_lm), got model.type {cfg.model.type}; use `practicum train` for it"
+            )
+    return train(config if config is not None else "pretrain_char", overrides, resume)
 
 
 def _finish(cfg: RunConfig, run_dir: Path, trainer: Any, data: Any, state: Any) -> RunResult:

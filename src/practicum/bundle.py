@@ -4,6 +4,7 @@
       bundle.json         format version, resolved config, task, labels, input spec, versions
       model.safetensors   weights (no pickle)
       preprocess.json     the training-time preprocessing state (vocabulary, scaling, columns)
+      tokenizer.json      language models: the tokenizer (instead of preprocess.json)
       metrics.json        validation and test metrics of the run that made it
 
 `Bundle.load(path)` rebuilds the model and the preprocessor so that `predict` repeats the
@@ -58,14 +59,66 @@ def save_bundle(
     return path
 
 
+LM_TASKS = ("causal_lm", "masked_lm")
+
+
+def save_lm_bundle(
+    path: Path, cfg: RunConfig, model: nn.Module, tokenizer: Any, metrics: dict[str, Any]
+) -> Path:
+    """Write a language-model bundle: weights, tokenizer.json, bundle.json, metrics.json."""
+    from practicum import __version__
+
+    path.mkdir(parents=True, exist_ok=True)
+    save_weights(path / "model.safetensors", model.state_dict(), {"format": "pt"})
+    tokenizer.save(path / "tokenizer.json")
+    info = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "practicum_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": cfg.task.type,
+        "model_type": cfg.model.type,
+        "vocab_size": int(model.vocab_size),
+        "tokenizer": tokenizer.kind,
+        "label_names": None,
+        "parameters": model.num_parameters(),
+        "config": cfg.model_dump(mode="json"),
+    }
+    _write_json(path / "bundle.json", info)
+    _write_json(path / "metrics.json", metrics)
+    return path
+
+
 class Bundle:
-    """A loaded bundle: config, preprocessor, model (eval mode) and task, ready to predict."""
+    """A loaded bundle: config, preprocessor (or tokenizer), model (eval mode) and task."""
 
     def __init__(self, path: Path, info: dict[str, Any], config: RunConfig, preprocessor: Any,
-                 model: nn.Module, metrics: dict[str, Any]) -> None:
+                 model: nn.Module, metrics: dict[str, Any], tokenizer: Any = None) -> None:
         self.path, self.info, self.config = path, info, config
         self.preprocessor, self.model, self.metrics = preprocessor, model, metrics
-        self.task = _task_for(preprocessor, config)
+        self.tokenizer = tokenizer
+        self.task = None if self.is_language_model else _task_for(preprocessor, config)
+
+    @property
+    def is_language_model(self) -> bool:
+        return self.info.get("task") in LM_TASKS
+
+    def require_language_model(self, command: str, causal: bool | None = None) -> None:
+        """A clear error when a command that needs a (causal / masked) LM gets another bundle."""
+        if not self.is_language_model:
+            raise UserError(
+                f"{self.path} is a {self.info.get('task')} bundle, not a language model; "
+                f"{command} needs a bundle from `practicum pretrain` (use predict for this one)"
+            )
+        is_causal = bool(self.config.model.causal)
+        if causal is True and not is_causal:
+            raise UserError(f"{self.path} is a masked-LM (BERT-style) bundle; {command} needs a "
+                            "causal (GPT-style) one; use `practicum fill-mask` for this bundle")
+        if causal is False and is_causal:
+            raise UserError(f"{self.path} is a causal (GPT-style) bundle; {command} needs a "
+                            "masked-LM (BERT-style) one; use `practicum generate` for this bundle")
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> Bundle:
@@ -80,6 +133,8 @@ class Bundle:
                 f"(format {info.get('format')!r} v{info.get('format_version')}); upgrade practicum"
             )
         config = validate(info["config"], where=f"{folder}/bundle.json")
+        if info.get("task") in LM_TASKS:
+            return cls._load_lm(folder, info, config, device)
         preprocessor = Preprocessor.from_state(_read_json(folder / "preprocess.json"))
         task = _task_for(preprocessor, config)
         model = build_model(config.model, preprocessor.spec, task.num_outputs())
@@ -92,6 +147,29 @@ class Bundle:
         metrics = _read_json(metrics_path) if metrics_path.exists() else {}
         return cls(folder, info, config, preprocessor, model, metrics)
 
+    @classmethod
+    def _load_lm(cls, folder: Path, info: dict[str, Any], config: RunConfig, device: str) -> Bundle:
+        from practicum.data.tokenizers import Tokenizer
+        from practicum.models.lm import TransformerLM
+
+        model = TransformerLM(config.model, vocab_size=info["vocab_size"])
+        weights = folder / "model.safetensors"
+        if not weights.is_file():
+            raise UserError(f"{weights} is missing; the bundle is incomplete, re-export it from its run")
+        model.load_state_dict(load_file(weights, device=device))
+        model.to(device).eval()
+        tokenizer = Tokenizer.load(folder / "tokenizer.json")
+        metrics_path = folder / "metrics.json"
+        metrics = _read_json(metrics_path) if metrics_path.exists() else {}
+        return cls(folder, info, config, None, model, metrics, tokenizer=tokenizer)
+
+    def _require_predictor(self) -> None:
+        if self.is_language_model:
+            raise UserError(
+                f"{self.path} is a language model ({self.info['task']}); predict and evaluate "
+                "take classifier and regressor bundles: use `practicum generate` or `fill-mask`"
+            )
+
     def outputs(self, batch: dict[str, torch.Tensor], batch_size: int = 512) -> torch.Tensor:
         """Raw model outputs (logits or standardised values) for a preprocessed batch."""
         from practicum.train.trainer import batched_outputs
@@ -102,12 +180,14 @@ class Bundle:
 
     def predict(self, source: Any) -> list[dict[str, Any]]:
         """Predictions for a file path or JSON-like records, with the input shown per row."""
+        self._require_predictor()
         batch, display, _ = self.preprocessor.load_inputs(source)
         records = self.task.predictions(self.outputs(batch))
         return [{"input": shown, **rec} for shown, rec in zip(display, records, strict=True)]
 
     def evaluate(self, source: Any) -> dict[str, Any]:
         """Metrics on labelled data (the target column must be present)."""
+        self._require_predictor()
         batch, _, _ = self.preprocessor.load_inputs(source)
         if "target" not in batch:
             raise UserError(

@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     _setup_logging(debug)
     parser = _parser()
+    argv, pulled = _pull_overrides(argv)
     args, extra = parser.parse_known_args(argv)
+    extra = pulled + extra
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
@@ -81,12 +83,91 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     if args.resume == "":
         resume = True
     result = api.train(args.recipe, overrides, resume=resume)
+    if result.summary.get("task") in ("causal_lm", "masked_lm"):
+        return _print_lm_result(result)
     headline = result.metrics.get("test") or result.metrics.get("val") or {}
     shown = {k: round(v, 4) for k, v in headline.items() if isinstance(v, float)}
     keys = ["accuracy", "f1_macro", "roc_auc"] if "accuracy" in shown else ["mae", "rmse", "r2"]
     which = "test" if result.metrics.get("test") else "val"
     print(f"{which}: " + "  ".join(f"{k} {shown[k]}" for k in keys if k in shown))
     print(f"run folder: {result.run_dir}\nreport:     {result.report}\nbundle:     {result.bundle}")
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+    from practicum.config import parse_overrides
+
+    overrides = parse_overrides(extra)
+    if args.data:
+        overrides.insert(0, f"data.path={args.data}")
+    resume: Any = args.resume if args.resume not in (None, "") else False
+    if args.resume == "":
+        resume = True
+    result = api.pretrain(args.recipe, overrides, resume=resume)
+    return _print_lm_result(result)
+
+
+def _print_lm_result(result: Any) -> int:
+    val = result.metrics.get("val") or {}
+    shown = [f"{k} {val[k]:.4f}" for k in ("loss", "perplexity", "bpc", "bits_per_byte",
+                                           "mlm_accuracy", "nsp_accuracy") if k in val]
+    print(f"val: {'  '.join(shown)}  ({result.summary['steps']} steps, "
+          f"{result.summary['train_time_s']:.0f}s of training)")
+    for i, text in enumerate(result.summary.get("samples", [])[:2]):
+        print(f"\n--- sample {i + 1} ---\n{text.strip()}")
+    print(f"\nrun folder: {result.run_dir}\nreport:     {result.report}\nbundle:     {result.bundle}")
+    me = _invoked_as()
+    if result.summary.get("task") == "causal_lm":
+        print(f"\nnext:\n  {me} generate {result.bundle} --prompt \"The \"")
+    else:
+        print(f"\nnext:\n  {me} fill-mask {result.bundle} --text \"The [MASK] is\"")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+    from practicum.generate import GenerationConfig, generate, stream
+
+    bundle = api.load(args.bundle, device=args.device)
+    bundle.require_language_model("generate", causal=True)
+    gen = GenerationConfig(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+        top_p=args.top_p, repetition_penalty=args.repetition_penalty, stop=args.stop or [],
+        seed=args.seed, use_cache=not args.no_cache,
+    )
+    prompts = [p.replace("\\n", "\n") for p in args.prompt]
+    if len(prompts) == 1 and not args.no_stream:
+        sys.stdout.write(prompts[0])
+        for piece in stream(bundle.model, bundle.tokenizer, prompts[0], gen):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return 0
+    for prompt, completion in zip(prompts, generate(bundle.model, bundle.tokenizer, prompts, gen), strict=True):
+        if args.format == "json":
+            print(json.dumps({"prompt": prompt, "text": completion.text,
+                              "finish_reason": completion.finish_reason}))
+        else:
+            print(f"{prompt}{completion.text}\n")
+    return 0
+
+
+def cmd_fill_mask(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+    from practicum.generate import fill_mask
+
+    bundle = api.load(args.bundle, device=args.device)
+    bundle.require_language_model("fill-mask", causal=False)
+    ranked = fill_mask(bundle.model, bundle.tokenizer, args.text, top_k=args.top_k)
+    if args.format == "json":
+        print(json.dumps([[{"token": t, "probability": p} for t, p in c] for c in ranked], indent=2))
+        return 0
+    for i, candidates in enumerate(ranked):
+        if len(ranked) > 1:
+            print(f"mask {i + 1}:")
+        for token, prob in candidates:
+            print(f"  {prob:7.4f}  {token}")
     return 0
 
 
@@ -196,6 +277,37 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
                    help="continue a killed run exactly (its folder, default the recipe's out_dir)")
 
+    pt = _cmd(sub, "pretrain", cmd_pretrain,
+              "pretrain a language model (GPT or BERT) on a text corpus; default: a char GPT on pydoc", True)
+    pt.add_argument("recipe", nargs="?", default="pretrain_char",
+                    help="LM recipe (default pretrain_char: a small char-level GPT)")
+    pt.add_argument("--data", default=None, help="corpus: a .txt/.md file, a .jsonl, a folder, or builtin:pydoc")
+    pt.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
+                    help="continue a killed run exactly (its folder, default the recipe's out_dir)")
+
+    g = _cmd(sub, "generate", cmd_generate, "generate text with a causal language-model bundle")
+    g.add_argument("bundle")
+    g.add_argument("--prompt", action="append", required=True,
+                   help="prompt text (repeat for a batch; \\n is a newline)")
+    g.add_argument("--max-new-tokens", type=int, default=200)
+    g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    g.add_argument("--top-k", type=int, default=None)
+    g.add_argument("--top-p", type=float, default=None)
+    g.add_argument("--repetition-penalty", type=float, default=1.0)
+    g.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--no-cache", action="store_true", help="recompute the whole sequence each step")
+    g.add_argument("--no-stream", action="store_true", help="print when done instead of token by token")
+    g.add_argument("--device", default="cpu")
+    g.add_argument("--format", choices=["text", "json"], default="text")
+
+    fm = _cmd(sub, "fill-mask", cmd_fill_mask, "rank candidates for [MASK] with a masked-LM bundle")
+    fm.add_argument("bundle")
+    fm.add_argument("--text", required=True, help='text with [MASK], e.g. "The [MASK] sat"')
+    fm.add_argument("--top-k", type=int, default=5)
+    fm.add_argument("--device", default="cpu")
+    fm.add_argument("--format", choices=["table", "json"], default="table")
+
     c = sub.add_parser("config", help="show configs and fields").add_subparsers(metavar="ACTION")
     s = _cmd(c, "show", cmd_config_show, "print the fully resolved config", True)
     s.add_argument("recipe", help="recipe file, shipped recipe name, or a bundle/run folder")
@@ -249,6 +361,26 @@ def _input_source(value: str, split: str | None, bundle: Any) -> Any:
         except json.JSONDecodeError as exc:
             raise UserError(f"--input is not a file and not valid JSON ({exc.msg} at column {exc.colno})") from None
     return value
+
+
+def _pull_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Take `--section.field VALUE` overrides out of a pretrain command line before argparse,
+    which would otherwise give an override's value to pretrain's optional RECIPE argument."""
+    if not argv or argv[0] != "pretrain":
+        return argv, []
+    kept, pulled, i = [], [], 0
+    top_level = ("--out_dir", "--name")
+    while i < len(argv):
+        token = argv[i]
+        key = token.split("=", 1)[0]
+        if token.startswith("--") and ("." in key or key in top_level):
+            take = 1 if "=" in token or i + 1 >= len(argv) else 2
+            pulled += argv[i : i + take]
+            i += take
+        else:
+            kept.append(token)
+            i += 1
+    return kept, pulled
 
 
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:

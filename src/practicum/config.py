@@ -69,6 +69,19 @@ class ImageConfig(Section):
     """Training-time augmentation."""
 
 
+class CorpusConfig(Section):
+    tokenizer: str = "char"
+    """Language-model tokenizer: char, bpe (byte-level BPE) or wordpiece, trained on the corpus; or the path of a tokenizer.json or Hugging Face tokenizer folder."""
+    vocab_size: Annotated[int, Field(ge=8)] = 8000
+    """Largest vocabulary a trained tokenizer may have, specials included (char keeps every character seen min_frequency times, up to this)."""
+    min_frequency: Annotated[int, Field(ge=1)] = 1
+    """A trained tokenizer keeps only symbols/merges seen at least this often."""
+    text_field: str = "text"
+    """The JSONL field that holds each document's text."""
+    max_eval_tokens: Annotated[int, Field(ge=1)] | None = 200_000
+    """Validate on at most this many tokens (windows spread evenly over the val split); null uses all."""
+
+
 class DataConfig(Section):
     path: str = "builtin:digits"
     """Training data: a CSV/JSONL/Parquet file, an NPZ/NPY array file, a folder of images per class, an IDX file, or builtin:NAME (see `practicum data list`)."""
@@ -98,6 +111,8 @@ class DataConfig(Section):
     """Text columns: vocabulary and length."""
     image: ImageConfig = Field(default_factory=ImageConfig)
     """Images: normalisation and augmentation."""
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    """Language-model pretraining: a text file, folder or JSONL in data.path (or builtin:pydoc) tokenized into a train/val corpus (val share: data.split.val_fraction)."""
 
 
 # ---------------------------------------------------------------- models
@@ -375,8 +390,12 @@ class TrainConfig(Section):
 
 
 class TaskConfig(Section):
-    type: Literal["auto", "classification", "regression"] = "auto"
-    """classification, regression, or auto (regression when the target is float with many distinct values)."""
+    type: Literal["auto", "classification", "regression", "causal_lm", "masked_lm"] = "auto"
+    """classification, regression, or auto (regression when the target is float with many distinct values); causal_lm (GPT) or masked_lm (BERT) pretrain a model.type lm on a text corpus."""
+    mlm_probability: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
+    """masked_lm: share of tokens chosen for prediction (80% masked, 10% random, 10% kept)."""
+    nsp: bool = False
+    """masked_lm: also train next-sentence prediction on sentence pairs (needs model.pooler)."""
 
 
 class RunConfig(Section):

@@ -253,3 +253,45 @@ def sample_batch(
     windows = np.stack([tokens[i : i + block_size + 1] for i in starts.tolist()])
     windows = torch.from_numpy(windows.astype(np.int64))  # (B, T + 1)
     return windows[:, :-1], windows[:, 1:]
+
+
+class TokenWindows:
+    """A language-model split as rows: windows of block_size + 1 consecutive token ids.
+
+    Row i of epoch e starts at phase(e) + i * block_size, so an epoch reads every token once
+    without overlap; with `random_phase` (training) the phase is drawn from (seed, e), so
+    windows straddle different boundaries each epoch. `take` returns {"tokens": (B, T),
+    "target": (B, T)} int64, the targets being the next ids. `limit` keeps at most that many
+    rows, evenly spread over the split (cheaper validation of a large corpus).
+    """
+
+    def __init__(self, tokens: np.ndarray, block_size: int, *, random_phase: bool = False,
+                 seed: int = 0, limit: int | None = None, split: str = "train") -> None:
+        self.tokens, self.block_size = tokens, block_size
+        self.random_phase, self.seed = random_phase, seed
+        slack = block_size - 1 if random_phase else 0  # room for the largest phase
+        n = (len(tokens) - 1 - slack) // block_size
+        if n < 1:
+            raise UserError(
+                f"the {split} split has {len(tokens)} tokens, too few for one window of "
+                f"block_size + 1 = {block_size + 1}; use a smaller model.block_size or more text"
+            )
+        self.rows = np.arange(n, dtype=np.int64)
+        if limit is not None and limit < n:
+            self.rows = np.linspace(0, n - 1, limit).round().astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def phase(self, epoch: int) -> int:
+        if not self.random_phase:
+            return 0
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return int(torch.randint(self.block_size, (1,), generator=gen))
+
+    def take(self, idx: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
+        T = self.block_size
+        starts = self.phase(epoch) + self.rows[np.asarray(idx, dtype=np.int64)] * T
+        windows = np.stack([self.tokens[s : s + T + 1] for s in starts.tolist()])
+        windows = torch.from_numpy(windows.astype(np.int64))  # (B, T + 1)
+        return {"tokens": windows[:, :-1], "target": windows[:, 1:]}

@@ -73,6 +73,27 @@ class Tokenizer:
     cls_id = property(lambda self: self._id("cls"))
     sep_id = property(lambda self: self._id("sep"))
 
+    @property
+    def kind(self) -> str:
+        """char, bpe (byte-level), wordpiece, or other: read from the tokenizer's decoder."""
+        decoder = type(self.inner.decoder).__name__ if self.inner.decoder is not None else ""
+        return {"Fuse": "char", "ByteLevel": "bpe", "WordPiece": "wordpiece"}.get(decoder, "other")
+
+    def token_bytes(self) -> list[int] | None:
+        """UTF-8 bytes each id stands for (0 for specials), for bits per byte; None if unknown.
+
+        Exact for char tokenizers (the character's bytes) and byte-level BPE (one symbol of the
+        byte alphabet per byte); other tokenizers have no fixed byte length per token.
+        """
+        if self.kind not in ("char", "bpe"):
+            return None
+        special = set(self.specials.values())
+        table = [0] * self.vocab_size
+        for token, i in self.inner.get_vocab(with_added_tokens=True).items():
+            if token not in special and i < len(table):
+                table[i] = len(token) if self.kind == "bpe" else len(token.encode("utf-8"))
+        return table
+
     def encode(self, text: str, add_special: bool = False) -> list[int]:
         """Token ids of `text`; add_special wraps them (bos..eos, or cls..sep for WordPiece)."""
         return list(self.inner.encode(text, add_special_tokens=add_special).ids)

@@ -8,14 +8,20 @@ from practicum.tasks.base import Task
 TASKS: Registry[type[Task]] = Registry("task")
 
 from practicum.tasks.classification import ClassificationTask  # noqa: E402
+from practicum.tasks.language import CausalLMTask, MaskedLMTask  # noqa: E402
 from practicum.tasks.regression import RegressionTask  # noqa: E402
 
 TASKS.register("classification")(ClassificationTask)
 TASKS.register("regression")(RegressionTask)
+TASKS.register("causal_lm")(CausalLMTask)
+TASKS.register("masked_lm")(MaskedLMTask)
 
 
 def build_task(name: str, **kwargs) -> Task:
     return TASKS.get(name)(**kwargs)
 
 
-__all__ = ["TASKS", "Task", "ClassificationTask", "RegressionTask", "build_task"]
+__all__ = [
+    "TASKS", "Task", "CausalLMTask", "ClassificationTask", "MaskedLMTask", "RegressionTask",
+    "build_task",
+]

@@ -27,3 +27,26 @@ class Task:
     def predictions(self, outputs: torch.Tensor) -> list[dict[str, Any]]:
         """One readable record per row: the prediction and its confidence or value."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------ hooks with defaults
+
+    streams = False
+    """True when a split's outputs are too large to keep (language models): the Trainer then
+    evaluates batch by batch through stream_start / stream_add / stream_result."""
+
+    def prepare(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Turn a raw batch into model inputs and targets (masked LM corrupts tokens here)."""
+        return batch
+
+    def batch_loss(self, outputs: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Summed loss of a prepared batch; tasks with several targets override this."""
+        return self.loss(outputs, batch["target"])
+
+    def stream_start(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def stream_add(self, totals: dict[str, float], outputs: Any, batch: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    def stream_result(self, totals: dict[str, float]) -> dict[str, Any]:
+        raise NotImplementedError

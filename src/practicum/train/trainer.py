@@ -1,7 +1,11 @@
 """The one training loop. It knows tasks, batches and optimizers, never which model it trains.
 
+Data is either a dict of tensors (all rows in memory) or a row source such as
+`TokenWindows` (language-model corpora: `len(source)` rows, `source.take(indices, epoch)`).
+
 Exactness: the batch order of epoch e comes from a generator seeded by (seed, e), and
-augmentation of batch b from one seeded by (seed, e, b). A checkpoint holds the model,
+augmentation and the task's batch preparation (masked-LM corruption) of batch b from ones
+seeded by (seed, e, b). A checkpoint holds the model,
 optimizer, scheduler, global RNG states and the position (epoch, batch in epoch), so a
 resumed run replays the same batches with the same randomness and ends on the same weights.
 """
@@ -65,8 +69,8 @@ class Trainer:
         cfg: TrainConfig,
         model: nn.Module,
         task: Task,
-        train: Batch,
-        val: Batch | None,
+        train: Batch | Any,
+        val: Batch | Any | None,
         run_dir: Path,
         augment: Callable[[Batch, torch.Generator], Batch] | None = None,
     ) -> None:
@@ -122,9 +126,32 @@ class Trainer:
         self.model.train(was_training)
         return outputs
 
-    def evaluate(self, data: Batch) -> dict[str, Any]:
+    def evaluate(self, data: Batch | Any) -> dict[str, Any]:
         """Loss and the task's metrics over a whole split."""
+        if self.task.streams:
+            return self._evaluate_stream(data)
         return self.score(self.predict_outputs(data), data["target"])
+
+    @torch.no_grad()
+    def _evaluate_stream(self, data: Batch | Any) -> dict[str, Any]:
+        """Metrics accumulated batch by batch (language models: logits are too big to keep).
+
+        Batches of train.batch_size rows in order; the task's preparation (masking) of batch b
+        is seeded by (seed, b), so every validation sees the same examples.
+        """
+        was_training = self.model.training
+        self.model.eval()
+        totals = self.task.stream_start()
+        bs = self.cfg.batch_size
+        for b, lo in enumerate(range(0, _rows(data), bs)):
+            idx = torch.arange(lo, min(lo + bs, _rows(data)))
+            gen = torch.Generator().manual_seed(_mix(self.cfg.seed, -1, b))
+            batch = _to_device(self.task.prepare(_take(data, idx, 0), gen), self.device)
+            with self.autocast:
+                outputs = self.model(**_inputs(batch))
+            self.task.stream_add(totals, outputs, batch)
+        self.model.train(was_training)
+        return self.task.stream_result(totals)
 
     def score(self, outputs: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
         """Loss and metrics from outputs already computed (so a split is run only once)."""
@@ -172,12 +199,14 @@ class Trainer:
         n_group = sum(len(idx) for idx in group)
         total = 0.0
         for b, idx in enumerate(group):
-            batch = _to_device(_slice(self.train_data, idx), self.device)
+            batch = _take(self.train_data, idx, self.state.epoch)
             if self.augment is not None:
                 batch = self.augment(batch, self._augment_generator(self.state.batch_in_epoch + b))
+            batch = self.task.prepare(batch, self._augment_generator(self.state.batch_in_epoch + b, 1))
+            batch = _to_device(batch, self.device)
             with self.autocast:
                 outputs = self.model(**_inputs(batch))
-                loss = self.task.loss(outputs, batch["target"]) / n_group
+                loss = self.task.batch_loss(outputs, batch) / n_group
             value = float(loss.detach())
             if not math.isfinite(value):
                 self._diverged(f"loss became {value}")
@@ -201,8 +230,10 @@ class Trainer:
             plan.pop()
         return plan
 
-    def _augment_generator(self, batch_index: int) -> torch.Generator:
-        return torch.Generator().manual_seed(_mix(self.cfg.seed, self.state.epoch, batch_index))
+    def _augment_generator(self, batch_index: int, stream: int = 0) -> torch.Generator:
+        """Seeded by (seed, epoch, batch); stream 1 is the task's preparation, 0 augmentation."""
+        parts = (self.cfg.seed, self.state.epoch, batch_index) + ((stream,) if stream else ())
+        return torch.Generator().manual_seed(_mix(*parts))
 
     # ------------------------------------------------------------ validation, checkpoints
 
@@ -330,8 +361,17 @@ def _mix(*parts: int) -> int:
     return value
 
 
-def _rows(data: Batch) -> int:
+def _rows(data: Batch | Any) -> int:
+    if not isinstance(data, dict):  # a row source (TokenWindows)
+        return len(data)
     return len(next(iter(data.values()))) if data else 0
+
+
+def _take(data: Batch | Any, idx: torch.Tensor, epoch: int) -> Batch:
+    """Rows `idx` of a split: sliced from in-memory tensors, or read from a row source."""
+    if isinstance(data, dict):
+        return _slice(data, idx)
+    return data.take(idx, epoch)
 
 
 def _batches_per_epoch(n: int, bs: int) -> int:
@@ -348,7 +388,8 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
 
 
 def _inputs(batch: Batch) -> Batch:
-    return {k: v for k, v in batch.items() if k != "target"}
+    """The model's keyword arguments: every key but the targets (target, nsp_target, ...)."""
+    return {k: v for k, v in batch.items() if k != "target" and not k.endswith("_target")}
 
 
 def _progress(mode: str, total: int, initial: int) -> Any:
