@@ -75,12 +75,12 @@ def prepare_tokenizer(cfg: RunConfig, run_dir: Path) -> Any:
     return Tokenizer.load(corpus.tokenizer)
 
 
-def vocab_size_for(cfg: LMConfig, tokenizer: Any) -> int:
+def vocab_size_for(cfg: LMConfig, tokenizer: Any, requested: str = "auto") -> int:
     """The model's vocabulary: the tokenizer's, or model.vocab_size when set (and not smaller)."""
     from practicum.data.corpus import token_dtype
 
     need = tokenizer.vocab_size
-    token_dtype(need)  # refuses a vocabulary no token file can hold
+    token_dtype(need, requested)  # refuses a vocabulary the token files cannot hold
     if cfg.vocab_size is not None and cfg.vocab_size < need:
         raise UserError(
             f"model.vocab_size {cfg.vocab_size} is smaller than the tokenizer's {need} tokens; "
@@ -98,7 +98,8 @@ def prepare_corpus(cfg: RunConfig, tokenizer: Any, run_dir: Path) -> dict[str, A
     if meta_file.is_file():
         return json.loads(meta_file.read_text(encoding="utf-8"))
     return build_corpus(cfg.data.path, tokenizer, out, val_fraction=cfg.data.split.val_fraction,
-                        text_field=cfg.data.corpus.text_field, seed=cfg.data.split.seed)
+                        text_field=cfg.data.corpus.text_field, seed=cfg.data.split.seed,
+                        dtype=cfg.data.corpus.token_dtype)
 
 
 def lm_splits(cfg: RunConfig, task_type: str, tokenizer: Any, run_dir: Path) -> tuple[Any, Any]:
@@ -160,7 +161,7 @@ def train_lm(cfg: RunConfig, run_dir: Path, resume: bool) -> Any:
     task_type = lm_task_type(cfg)
     cfg = cfg.model_copy(update={"task": cfg.task.model_copy(update={"type": task_type})})
     tokenizer = prepare_tokenizer(cfg, run_dir)  # reads the whole corpus: errors come before writes
-    vocab = vocab_size_for(cfg.model, tokenizer)
+    vocab = vocab_size_for(cfg.model, tokenizer, cfg.data.corpus.token_dtype)
     model = TransformerLM(cfg.model, vocab_size=vocab)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = cfg.model_copy(update={"out_dir": str(run_dir)})

@@ -168,3 +168,38 @@ def test_tokenizer_without_eos(tok: Tokenizer, tmp_path: Path) -> None:
 def test_split_too_short_for_block_size() -> None:
     with pytest.raises(UserError, match="fewer than block_size"):
         sample_batch(np.arange(8, dtype=np.uint16), 8, 2, torch.Generator())
+
+
+def test_token_windows_read_consecutive_ids_and_shift_targets():
+    from practicum.data.corpus import TokenWindows
+
+    ids = np.arange(1000, dtype=np.uint16)
+    val = TokenWindows(ids, 10)
+    assert len(val) == 99  # (1000 - 1) // 10
+    batch = val.take(torch.tensor([0, 5]), epoch=0)
+    assert batch["tokens"][1].tolist() == list(range(50, 60))
+    assert batch["target"][1].tolist() == list(range(51, 61))
+    assert batch["tokens"].dtype == torch.int64
+
+
+def test_token_windows_random_phase_is_seeded_per_epoch_and_stays_in_bounds():
+    from practicum.data.corpus import TokenWindows
+
+    ids = np.arange(1000, dtype=np.uint16)
+    train = TokenWindows(ids, 10, random_phase=True, seed=3)
+    phases = [train.phase(e) for e in range(20)]
+    assert phases == [TokenWindows(ids, 10, random_phase=True, seed=3).phase(e) for e in range(20)]
+    assert len(set(phases)) > 1
+    last = train.take(torch.tensor([len(train) - 1]), epoch=int(np.argmax(phases)))
+    assert int(last["target"].max()) <= 999
+
+
+def test_token_windows_limit_spreads_rows_and_short_split_is_an_error():
+    from practicum.data.corpus import TokenWindows
+
+    ids = np.arange(1000, dtype=np.uint16)
+    limited = TokenWindows(ids, 10, limit=4)
+    starts = [int(limited.take(torch.tensor([i]), 0)["tokens"][0, 0]) for i in range(4)]
+    assert len(limited) == 4 and starts[0] == 0 and starts[-1] == 980
+    with pytest.raises(UserError, match="too few for one window"):
+        TokenWindows(ids[:10], 10, split="val")

@@ -117,6 +117,9 @@ def _read_text_chunks(file: Path) -> Iterator[tuple[str, bool]]:
     with file.open(encoding="utf-8", newline="") as handle:
         try:
             while chunk := handle.read(CHUNK_CHARS):
+                if "\x00" in chunk:  # valid UTF-8 can still be binary: text has no NUL bytes
+                    raise UserError(f"{file}: looks like a binary file (it has NUL bytes), "
+                                    "not text; give a UTF-8 .txt, .md or .jsonl corpus")
                 buffer = carry + chunk
                 cut = buffer.rfind("\n") + 1
                 if cut == 0 and len(buffer) < 2 * CHUNK_CHARS:  # no newline yet: read on
@@ -134,9 +137,21 @@ def _read_text_chunks(file: Path) -> Iterator[tuple[str, bool]]:
 # --- building token files ---------------------------------------------------------------
 
 
-def token_dtype(vocab_size: int) -> np.dtype:
-    """uint16 when every id fits in 16 bits, else uint32."""
-    return np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
+def token_dtype(vocab_size: int, requested: str = "auto") -> np.dtype:
+    """The id type of a token file: uint16 when every id fits in 16 bits, else uint32.
+
+    `requested` uint16 or uint32 insists on one, and a vocabulary it cannot hold is an error.
+    """
+    if requested == "auto":
+        requested = "uint16" if vocab_size <= 1 << 16 else "uint32"
+    dtype = np.dtype(requested)
+    if vocab_size > np.iinfo(dtype).max + 1:
+        raise UserError(
+            f"a vocabulary of {vocab_size:,} tokens does not fit in {dtype.name} token ids "
+            f"(at most {np.iinfo(dtype).max + 1:,}); use data.corpus.token_dtype "
+            f"{'uint32' if dtype.itemsize == 2 else 'auto'} or a smaller data.corpus.vocab_size"
+        )
+    return dtype
 
 
 def build_corpus(
@@ -146,6 +161,7 @@ def build_corpus(
     val_fraction: float = 0.1,
     text_field: str = "text",
     seed: int = 0,
+    dtype: str = "auto",
 ) -> dict[str, Any]:
     """Tokenize `source` into out_dir/train.bin, val.bin and meta.json; returns the meta.
 
@@ -163,7 +179,7 @@ def build_corpus(
     by_document = documents >= MIN_DOCS_FOR_DOC_SPLIT
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    dtype = token_dtype(tokenizer.vocab_size)
+    dtype = token_dtype(tokenizer.vocab_size, dtype)
     paths = {"train": out / "train.bin", "val": out / "val.bin"}
     with paths["train"].open("wb") as train, paths["val"].open("wb") as val:
         batch: list[tuple[str, bool, Any]] = []

@@ -269,7 +269,11 @@ def _train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int) -> Any
 
 @TOKENIZER_KINDS.register("wordpiece")
 def _train_wordpiece(texts: Iterable[str], vocab_size: int, min_frequency: int) -> Any:
-    """BERT-style WordPiece: lowercased, split on whitespace and punctuation, "##" continuations."""
+    """BERT-style WordPiece: lowercased, split on whitespace and punctuation, "##" continuations.
+
+    Hugging Face's WordPiece trainer breaks frequency ties differently from run to run, so two
+    trainings on the same text can differ; a run saves its tokenizer and a resume reuses it.
+    """
     from tokenizers import Tokenizer as HFTokenizer
     from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
     from tokenizers.processors import TemplateProcessing

@@ -292,6 +292,9 @@ class TransformerLM(nn.Module):
         """
         B, T = tokens.shape
         start = cache.length if cache is not None else 0
+        if cache is not None and start + T > cache.max_len:
+            raise UserError(f"the KV cache holds {cache.max_len} positions and is full; "
+                            "make a larger one with model.new_cache(batch, max_len)")
         if positions is None:
             if start + T > self.cfg.block_size:
                 raise UserError(
@@ -299,7 +302,7 @@ class TransformerLM(nn.Module):
                     f"(model.block_size {self.cfg.block_size}); shorten the input"
                 )
             positions = torch.arange(start, start + T, device=tokens.device).expand(B, T)
-        elif int(positions.max()) >= self.cfg.block_size:
+        elif start == 0 and int(positions.max()) >= self.cfg.block_size:  # decode steps skip the sync
             raise UserError(
                 f"position {int(positions.max())} is past the context "
                 f"(model.block_size {self.cfg.block_size}); shorten the input"
