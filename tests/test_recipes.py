@@ -52,9 +52,31 @@ CASES = {
 }
 
 
+# language-model recipe -> (extra overrides, val loss (nats per token) it must get under)
+LM_CASES = {
+    "pretrain_char": (["train.max_steps=120", "train.eval_every=60"], 3.0),
+    "pretrain_bert": (["train.max_steps=60", "train.eval_every=20", "train.warmup_steps=10",
+                       "model.block_size=64"], None),
+}
+TINYSHAKESPEARE = SHARED / "tinyshakespeare" / "input.txt"
+
+
 def test_every_shipped_recipe_is_covered():
     shipped = {p.stem for p in (ROOT / "configs").glob("*.yaml")}
-    assert shipped == set(CASES) | {"quickstart"}  # quickstart: tests/test_e2e.py
+    assert shipped == set(CASES) | set(LM_CASES) | {"quickstart"}  # quickstart: tests/test_e2e.py
+
+
+@pytest.mark.parametrize("recipe", list(LM_CASES))
+def test_language_model_recipe_trains(recipe, tmp_path):
+    extra, ceiling = LM_CASES[recipe]
+    overrides = [*extra, f"out_dir={tmp_path / recipe}", "train.tensorboard=false"]
+    result = practicum.train(recipe, overrides)
+    rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    val = [r["loss"] for r in rows if r["split"] == "val"]
+    assert val[-1] < val[0] or len(val) == 1
+    if ceiling is not None:
+        assert result.metrics["val"]["loss"] < ceiling, result.metrics["val"]
+    assert (result.bundle / "tokenizer.json").is_file() and result.report.is_file()
 
 
 @pytest.mark.parametrize("recipe", list(CASES))

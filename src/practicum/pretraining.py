@@ -66,7 +66,8 @@ def prepare_tokenizer(cfg: RunConfig, run_dir: Path) -> Any:
         log.info("training a %s tokenizer (vocab <= %d) on %s", corpus.tokenizer,
                  corpus.vocab_size, cfg.data.path)
         texts = iter_documents(cfg.data.path, corpus.text_field)
-        return train_tokenizer(corpus.tokenizer, texts, corpus.vocab_size, corpus.min_frequency)
+        return train_tokenizer(corpus.tokenizer, texts, corpus.vocab_size, corpus.min_frequency,
+                               source=cfg.data.path)
     if not Path(corpus.tokenizer).exists():
         raise UserError(
             f"data.corpus.tokenizer {corpus.tokenizer!r} is neither a kind "

@@ -142,6 +142,10 @@ class Tokenizer:
             raise UserError(
                 f"{file}: not a valid tokenizer.json ({first}); re-save it with `tokenizers`"
             ) from err
+        # a saved padding/truncation setting (MiniLM pads to 128) would change every encode;
+        # batching and truncation are the caller's business
+        inner.no_padding()
+        inner.no_truncation()
         specials = _detect_specials(inner.get_vocab(with_added_tokens=True))
         if path.is_dir():
             specials.update(_hf_folder_specials(path))
@@ -187,16 +191,21 @@ _BYTE_ALPHABET_SIZE = 256
 
 
 def train_tokenizer(
-    kind: str, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2
+    kind: str, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2,
+    source: str | None = None,
 ) -> Tokenizer:
-    """Train a "char", "bpe" (byte-level) or "wordpiece" tokenizer on streamed texts."""
+    """Train a "char", "bpe" (byte-level) or "wordpiece" tokenizer on streamed texts.
+
+    `source` names where the texts come from, for the error when there are none.
+    """
     build = TOKENIZER_KINDS.get(kind)
     if vocab_size <= len(SPECIAL_TOKENS):
         raise UserError(f"vocab_size {vocab_size} is too small; it must exceed the 7 specials")
     seen = [0]
     inner = build(_counted(texts, seen), vocab_size, min_frequency)
     if seen[0] == 0:
-        raise UserError(f"no text to train the {kind!r} tokenizer on; give a non-empty corpus")
+        where = f"{source}: " if source else ""
+        raise UserError(f"{where}no text to train the {kind!r} tokenizer on; give a non-empty corpus")
     return Tokenizer(inner, dict(SPECIAL_TOKENS))
 
 

@@ -36,35 +36,56 @@ _HEADS = {"gpt2": ("lm_head.",), "bert": ("cls.",), "llama": ("lm_head.",)}
 _IGNORED = re.compile(r"(\.attn\.(masked_)?bias|position_ids|rotary_emb\.inv_freq)$")  # buffers
 _GELU = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh"}
 _GELU_NAME = {"none": "gelu", "tanh": "gelu_new"}
+_GELU_KEY = {"gpt2": "activation_function", "bert": "hidden_act"}
 
+# The fields each family's Hugging Face class fixes. Export accepts other values of bias
+# (GPT-2, BERT), lm_head_bias, token_types and pooler (BERT): see _padded_config.
+_NO_EXTRAS = dict(token_types=0, embedding_norm=False, final_norm=True, head_transform=False,
+                  lm_head_bias=False, pooler=False)
+_LAYOUT: dict[str, dict[str, Any]] = {
+    "gpt2": dict(causal=True, positions="learned", norm="layernorm", norm_placement="pre",
+                 mlp="gelu", **_NO_EXTRAS),
+    "bert": dict(causal=False, positions="learned", norm="layernorm", norm_placement="post",
+                 mlp="gelu", embedding_norm=True, final_norm=False, head_transform=True),
+    "llama": dict(causal=True, positions="rotary", norm="rmsnorm", norm_placement="pre",
+                  mlp="swiglu", **_NO_EXTRAS),
+}
+# Our field -> its config.json key; read on import, written on export.
+_COMMON = dict(vocab_size="vocab_size", tie_embeddings="tie_word_embeddings")
+_KEYS: dict[str, dict[str, str]] = {
+    "gpt2": dict(n_layer="n_layer", n_head="n_head", n_embd="n_embd", intermediate_size="n_inner",
+                 block_size="n_positions", norm_eps="layer_norm_epsilon", dropout="resid_pdrop",
+                 **_COMMON),
+    "bert": dict(n_layer="num_hidden_layers", n_head="num_attention_heads", n_embd="hidden_size",
+                 intermediate_size="intermediate_size", block_size="max_position_embeddings",
+                 norm_eps="layer_norm_eps", dropout="hidden_dropout_prob",
+                 token_types="type_vocab_size", **_COMMON),
+    "llama": dict(n_layer="num_hidden_layers", n_head="num_attention_heads",
+                  n_kv_head="num_key_value_heads", n_embd="hidden_size",
+                  intermediate_size="intermediate_size", block_size="max_position_embeddings",
+                  norm_eps="rms_norm_eps", dropout="attention_dropout", bias="attention_bias",
+                  **_COMMON),
+}
+# Options we cannot compute, and the only value we accept.
+_REQUIRED: dict[str, dict[str, Any]] = {
+    "gpt2": dict(scale_attn_weights=True, scale_attn_by_inverse_layer_idx=False,
+                 add_cross_attention=False),
+    "bert": dict(position_embedding_type="absolute", is_decoder=False, add_cross_attention=False),
+    "llama": dict(hidden_act="silu"),
+}
 # Hugging Face's own defaults: save_pretrained leaves out values equal to them.
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "gpt2": dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12, n_inner=None,
                  activation_function="gelu_new", resid_pdrop=0.1, layer_norm_epsilon=1e-5,
-                 tie_word_embeddings=True, scale_attn_weights=True,
-                 scale_attn_by_inverse_layer_idx=False, add_cross_attention=False),
+                 tie_word_embeddings=True, **_REQUIRED["gpt2"]),
     "bert": dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                  intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1,
                  max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-12,
-                 position_embedding_type="absolute", is_decoder=False, add_cross_attention=False,
-                 tie_word_embeddings=True),
+                 tie_word_embeddings=True, **_REQUIRED["bert"]),
     "llama": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                  num_attention_heads=32, num_key_value_heads=None, hidden_act="silu",
-                  max_position_embeddings=2048, rms_norm_eps=1e-6, tie_word_embeddings=False,
-                  attention_bias=False, mlp_bias=False, attention_dropout=0.0, head_dim=None),
-}
-
-# What each family's Hugging Face class fixes; other fields (sizes, eps, gelu form) are free.
-_FITS: dict[str, dict[str, tuple[Any, ...]]] = {
-    "gpt2": dict(causal=(True,), positions=("learned",), norm=("layernorm",), norm_placement=("pre",),
-                 mlp=("gelu",), token_types=(0,), embedding_norm=(False,), final_norm=(True,),
-                 head_transform=(False,), lm_head_bias=(False,), pooler=(False,)),
-    "bert": dict(causal=(False,), positions=("learned",), norm=("layernorm",),
-                 norm_placement=("post",), mlp=("gelu",), embedding_norm=(True,),
-                 final_norm=(False,), head_transform=(True,)),
-    "llama": dict(causal=(True,), positions=("rotary",), norm=("rmsnorm",), norm_placement=("pre",),
-                  mlp=("swiglu",), token_types=(0,), embedding_norm=(False,), final_norm=(True,),
-                  head_transform=(False,), lm_head_bias=(False,), pooler=(False,)),
+                  num_attention_heads=32, num_key_value_heads=None, max_position_embeddings=2048,
+                  rms_norm_eps=1e-6, tie_word_embeddings=False, attention_bias=False,
+                  mlp_bias=False, attention_dropout=0.0, head_dim=None, **_REQUIRED["llama"]),
 }
 
 
@@ -78,7 +99,23 @@ def lm_config_from_hf(hf_config: dict[str, Any]) -> LMConfig:
         raise UserError(f"config.json: model_type {kind!r} is not supported; "
                         f"import a {', '.join(FAMILIES)} checkpoint")
     c = {**_DEFAULTS[kind], **hf_config}
-    fields = {"gpt2": _gpt2_fields, "bert": _bert_fields, "llama": _llama_fields}[kind](c)
+    for key, allowed in _REQUIRED[kind].items():
+        if c[key] != allowed:
+            raise UserError(f"config.json: {key} = {c[key]!r} is not supported (only "
+                            f"{allowed!r}); this model cannot be imported exactly")
+    fields = {**_LAYOUT[kind], **{ours: c[key] for ours, key in _KEYS[kind].items()}}
+    if kind in _GELU_KEY:
+        key = _GELU_KEY[kind]
+        if c[key] not in _GELU:
+            raise UserError(f"config.json: {key} = {c[key]!r} is not supported (only "
+                            f"{', '.join(_GELU)}); this model cannot be imported exactly")
+        fields["gelu_approximate"] = _GELU[c[key]]
+    if kind == "bert":
+        fields.update(lm_head_bias=True, pooler=True)  # import_hf drops a pooler the weights lack
+    if kind == "llama":
+        _check_llama(c)
+        fields.update(rope_base=_rope_theta(c), bias=bool(c["attention_bias"]),
+                      n_kv_head=c["num_key_value_heads"] or c["num_attention_heads"])
     try:
         return LMConfig(**fields)
     except ValidationError as err:
@@ -86,60 +123,14 @@ def lm_config_from_hf(hf_config: dict[str, Any]) -> LMConfig:
         raise UserError(f"config.json: {first['loc'][0]} {first['msg']}; fix config.json") from err
 
 
-def _require(c: dict[str, Any], key: str, *allowed: Any) -> None:
-    if c.get(key) not in allowed:
-        raise UserError(f"config.json: {key} = {c.get(key)!r} is not supported (only "
-                        f"{' or '.join(map(repr, allowed))}); this model cannot be imported exactly")
-
-
-def _gelu(c: dict[str, Any], key: str) -> str:
-    _require(c, key, *_GELU)
-    return _GELU[c[key]]
-
-
-def _gpt2_fields(c: dict[str, Any]) -> dict[str, Any]:
-    _require(c, "scale_attn_weights", True)
-    _require(c, "scale_attn_by_inverse_layer_idx", False)
-    _require(c, "add_cross_attention", False)
-    return dict(causal=True, positions="learned", norm="layernorm", norm_placement="pre", mlp="gelu",
-                gelu_approximate=_gelu(c, "activation_function"), bias=True,
-                norm_eps=c["layer_norm_epsilon"], tie_embeddings=c["tie_word_embeddings"],
-                n_layer=c["n_layer"], n_head=c["n_head"], n_embd=c["n_embd"],
-                intermediate_size=c["n_inner"], block_size=c["n_positions"],
-                vocab_size=c["vocab_size"], dropout=c["resid_pdrop"])
-
-
-def _bert_fields(c: dict[str, Any]) -> dict[str, Any]:
-    _require(c, "position_embedding_type", "absolute")
-    _require(c, "is_decoder", False)
-    _require(c, "add_cross_attention", False)
-    return dict(causal=False, positions="learned", norm="layernorm", norm_placement="post",
-                mlp="gelu", gelu_approximate=_gelu(c, "hidden_act"), bias=True,
-                norm_eps=c["layer_norm_eps"], tie_embeddings=c["tie_word_embeddings"],
-                token_types=c["type_vocab_size"], embedding_norm=True, final_norm=False,
-                head_transform=True, lm_head_bias=True, pooler=True,
-                n_layer=c["num_hidden_layers"], n_head=c["num_attention_heads"],
-                n_embd=c["hidden_size"], intermediate_size=c["intermediate_size"],
-                block_size=c["max_position_embeddings"], vocab_size=c["vocab_size"],
-                dropout=c["hidden_dropout_prob"])
-
-
-def _llama_fields(c: dict[str, Any]) -> dict[str, Any]:
-    _require(c, "hidden_act", "silu")
+def _check_llama(c: dict[str, Any]) -> None:
     if bool(c["attention_bias"]) != bool(c["mlp_bias"]):
         raise UserError("config.json: attention_bias and mlp_bias differ, but model.bias covers "
                         "both; only checkpoints with the two equal import exactly")
-    width, heads = c["hidden_size"], c["num_attention_heads"]
-    if c["head_dim"] not in (None, width // heads):
+    head_size = c["hidden_size"] // c["num_attention_heads"]
+    if c["head_dim"] not in (None, head_size):
         raise UserError(f"config.json: head_dim {c['head_dim']} is not hidden_size / "
-                        f"num_attention_heads ({width // heads}); such models cannot be imported")
-    return dict(causal=True, positions="rotary", rope_base=_rope_theta(c), norm="rmsnorm",
-                norm_placement="pre", mlp="swiglu", bias=bool(c["attention_bias"]),
-                norm_eps=c["rms_norm_eps"], tie_embeddings=c["tie_word_embeddings"],
-                n_layer=c["num_hidden_layers"], n_head=heads,
-                n_kv_head=c["num_key_value_heads"] or heads, n_embd=width,
-                intermediate_size=c["intermediate_size"], block_size=c["max_position_embeddings"],
-                vocab_size=c["vocab_size"], dropout=c["attention_dropout"])
+                        f"num_attention_heads ({head_size}); such models cannot be imported")
 
 
 def _rope_theta(c: dict[str, Any]) -> float:
@@ -154,34 +145,26 @@ def _rope_theta(c: dict[str, Any]) -> float:
 
 def _hf_config(cfg: LMConfig, vocab: int, family: str, tokenizer: Tokenizer | None) -> dict[str, Any]:
     """config.json for our (padded, see _padded_config) config in the given family."""
-    out: dict[str, Any] = dict(model_type=family, vocab_size=vocab,
-                               tie_word_embeddings=cfg.tie_embeddings, dtype="float32")
-    if tokenizer is not None:
-        for role in ("bos", "eos", "pad"):
-            if getattr(tokenizer, f"{role}_id") is not None:
-                out[f"{role}_token_id"] = getattr(tokenizer, f"{role}_id")
-    p = cfg.dropout
+    keys = _KEYS[family]
+    out: dict[str, Any] = {"model_type": family,
+                           **{key: getattr(cfg, ours) for ours, key in keys.items()}}
+    out.update({keys["vocab_size"]: vocab, keys["intermediate_size"]: cfg.mlp_width})
+    for role in ("bos", "eos", "pad"):
+        if tokenizer is not None and getattr(tokenizer, f"{role}_id") is not None:
+            out[f"{role}_token_id"] = getattr(tokenizer, f"{role}_id")
+    if family in _GELU_KEY:
+        out[_GELU_KEY[family]] = _GELU_NAME[cfg.gelu_approximate]
     if family == "gpt2":
-        return {**out, "architectures": ["GPT2LMHeadModel"], "n_layer": cfg.n_layer,
-                "n_head": cfg.n_head, "n_embd": cfg.n_embd, "n_inner": cfg.mlp_width,
-                "n_positions": cfg.block_size, "layer_norm_epsilon": cfg.norm_eps,
-                "activation_function": _GELU_NAME[cfg.gelu_approximate],
-                "resid_pdrop": p, "embd_pdrop": p, "attn_pdrop": p}
-    if family == "bert":  # BertForPreTraining holds the pooler and NSP head too
-        arch = "BertForPreTraining" if cfg.pooler else "BertForMaskedLM"
-        return {**out, "architectures": [arch], "num_hidden_layers": cfg.n_layer,
-                "num_attention_heads": cfg.n_head, "hidden_size": cfg.n_embd,
-                "intermediate_size": cfg.mlp_width, "max_position_embeddings": cfg.block_size,
-                "type_vocab_size": cfg.token_types, "layer_norm_eps": cfg.norm_eps,
-                "hidden_act": _GELU_NAME[cfg.gelu_approximate],
-                "hidden_dropout_prob": p, "attention_probs_dropout_prob": p}
-    return {**out, "architectures": ["LlamaForCausalLM"], "num_hidden_layers": cfg.n_layer,
-            "num_attention_heads": cfg.n_head, "num_key_value_heads": cfg.kv_heads,
-            "hidden_size": cfg.n_embd, "head_dim": cfg.head_size,
-            "intermediate_size": cfg.mlp_width, "max_position_embeddings": cfg.block_size,
-            "rms_norm_eps": cfg.norm_eps, "hidden_act": "silu", "rope_theta": cfg.rope_base,
-            "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_base},
-            "attention_bias": cfg.bias, "mlp_bias": cfg.bias, "attention_dropout": p}
+        out.update(architectures=["GPT2LMHeadModel"], embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout)
+    elif family == "bert":  # BertForPreTraining holds the pooler and NSP head too
+        out.update(architectures=["BertForPreTraining" if cfg.pooler else "BertForMaskedLM"],
+                   attention_probs_dropout_prob=cfg.dropout)
+    else:
+        out.update(architectures=["LlamaForCausalLM"], num_key_value_heads=cfg.kv_heads,
+                   head_dim=cfg.head_size, hidden_act="silu", mlp_bias=cfg.bias,
+                   rope_theta=cfg.rope_base,
+                   rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_base})
+    return out
 
 
 def _export_family(cfg: LMConfig, arch: str | None) -> str:
@@ -193,11 +176,10 @@ def _export_family(cfg: LMConfig, arch: str | None) -> str:
         arch = "llama" if cfg.positions == "rotary" else "gpt2" if cfg.causal else "bert"
     if arch not in FAMILIES:
         raise UserError(f"arch {arch!r} is not supported; choose one of {', '.join(FAMILIES)}")
-    for field, allowed in _FITS[arch].items():
-        value = getattr(cfg, field)
-        if value not in allowed:
-            raise UserError(f"model.{field} is {value!r}, but the Hugging Face {arch} layout needs "
-                            f"{' or '.join(map(repr, allowed))}; no {arch} class holds this model")
+    for field, needed in _LAYOUT[arch].items():
+        if getattr(cfg, field) != needed:
+            raise UserError(f"model.{field} is {getattr(cfg, field)!r}, but the Hugging Face {arch} "
+                            f"layout needs {needed!r}; no {arch} class holds this model exactly")
     return arch
 
 
@@ -211,83 +193,65 @@ def _padded_config(cfg: LMConfig, family: str) -> LMConfig:
 
 # ---------------------------------------------------------------- weights
 
+# Our module -> the Hugging Face module(s) it is made of (full-model names: GPT2LMHeadModel,
+# BertForPreTraining, LlamaForCausalLM) and how: "copy", "t" (GPT-2's Conv1D stores the
+# transpose) or "cat" (rows side by side: q, k, v into our qkv; gate, up into our SwiGLU fc).
+_OUTSIDE: dict[str, dict[str, str]] = {
+    "gpt2": dict(wte="transformer.wte", wpe="transformer.wpe", norm_f="transformer.ln_f",
+                 lm_head="lm_head"),
+    "bert": dict(wte="bert.embeddings.word_embeddings", wpe="bert.embeddings.position_embeddings",
+                 wtt="bert.embeddings.token_type_embeddings", emb_norm="bert.embeddings.LayerNorm",
+                 pooler="bert.pooler.dense", nsp_head="cls.seq_relationship",
+                 head_dense="cls.predictions.transform.dense",
+                 head_norm="cls.predictions.transform.LayerNorm", lm_head="cls.predictions.decoder"),
+    "llama": dict(wte="model.embed_tokens", norm_f="model.norm", lm_head="lm_head"),
+}
+_LAYER = {"gpt2": "transformer.h.{}.", "bert": "bert.encoder.layer.{}.", "llama": "model.layers.{}."}
+_BLOCK: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {  # inside blocks.{i} / layer {i}
+    "gpt2": {"norm_1": (("ln_1",), "copy"), "attn.qkv": (("attn.c_attn",), "t"),
+             "attn.proj": (("attn.c_proj",), "t"), "norm_2": (("ln_2",), "copy"),
+             "mlp.fc": (("mlp.c_fc",), "t"), "mlp.proj": (("mlp.c_proj",), "t")},
+    "bert": {"attn.qkv": (tuple(f"attention.self.{n}" for n in ("query", "key", "value")), "cat"),
+             "attn.proj": (("attention.output.dense",), "copy"),
+             "norm_1": (("attention.output.LayerNorm",), "copy"),
+             "mlp.fc": (("intermediate.dense",), "copy"), "mlp.proj": (("output.dense",), "copy"),
+             "norm_2": (("output.LayerNorm",), "copy")},
+    "llama": {"norm_1": (("input_layernorm",), "copy"),
+              "attn.qkv": (tuple(f"self_attn.{n}_proj" for n in "qkv"), "cat"),
+              "attn.proj": (("self_attn.o_proj",), "copy"),
+              "norm_2": (("post_attention_layernorm",), "copy"),
+              "mlp.fc": (("mlp.gate_proj", "mlp.up_proj"), "cat"),
+              "mlp.proj": (("mlp.down_proj",), "copy")},
+}
+_HEAD_MODULES = ("lm_head", "head_dense", "head_norm", "pooler", "nsp_head")
+
 
 class _Entry(NamedTuple):
     ours: str
-    hf: tuple[str, ...]  # full-model names (GPT2LMHeadModel, BertForPreTraining, LlamaForCausalLM)
-    how: str  # "copy" | "t" (GPT-2's Conv1D stores the transpose) | "cat" (rows side by side)
-    head: bool = False  # absent in bare models (BertModel, ...): left at init and reported
-
-
-def _linear(ours: str, hf: str | tuple[str, ...], how: str, bias: bool,
-            head: bool = False) -> list[_Entry]:
-    """Entries for a module's weight and (when present) bias; norms too."""
-    names = (hf,) if isinstance(hf, str) else hf
-    out = [_Entry(f"{ours}.weight", tuple(f"{n}.weight" for n in names), how, head)]
-    if bias:
-        out.append(_Entry(f"{ours}.bias", tuple(f"{n}.bias" for n in names),
-                          "copy" if how == "t" else how, head))
-    return out
+    hf: tuple[str, ...]
+    how: str  # "copy" | "t" | "cat"
+    head: bool  # absent in bare models (BertModel, ...): left at init and reported
 
 
 def _weight_map(cfg: LMConfig, family: str) -> list[_Entry]:
-    """Every one of our tensors (the tied lm_head aside) and the Hugging Face tensors it is made of."""
-    b = cfg.bias
-    m: list[_Entry] = []
-    if family == "gpt2":
-        m += [_Entry("wte.weight", ("transformer.wte.weight",), "copy"),
-              _Entry("wpe.weight", ("transformer.wpe.weight",), "copy")]
-        for i in range(cfg.n_layer):
-            h, o = f"transformer.h.{i}.", f"blocks.{i}."
-            m += (_linear(o + "norm_1", h + "ln_1", "copy", b)
-                  + _linear(o + "attn.qkv", h + "attn.c_attn", "t", b)
-                  + _linear(o + "attn.proj", h + "attn.c_proj", "t", b)
-                  + _linear(o + "norm_2", h + "ln_2", "copy", b)
-                  + _linear(o + "mlp.fc", h + "mlp.c_fc", "t", b)
-                  + _linear(o + "mlp.proj", h + "mlp.c_proj", "t", b))
-        m += _linear("norm_f", "transformer.ln_f", "copy", b)
-        decoder = "lm_head"
-    elif family == "bert":
-        e = "bert.embeddings."
-        m += [_Entry("wte.weight", (e + "word_embeddings.weight",), "copy"),
-              _Entry("wpe.weight", (e + "position_embeddings.weight",), "copy")]
-        if cfg.token_types:
-            m.append(_Entry("wtt.weight", (e + "token_type_embeddings.weight",), "copy"))
-        m += _linear("emb_norm", e + "LayerNorm", "copy", b)
-        for i in range(cfg.n_layer):
-            h, o = f"bert.encoder.layer.{i}.", f"blocks.{i}."
-            qkv = tuple(f"{h}attention.self.{n}" for n in ("query", "key", "value"))
-            m += (_linear(o + "attn.qkv", qkv, "cat", b)
-                  + _linear(o + "attn.proj", h + "attention.output.dense", "copy", b)
-                  + _linear(o + "norm_1", h + "attention.output.LayerNorm", "copy", b)
-                  + _linear(o + "mlp.fc", h + "intermediate.dense", "copy", b)
-                  + _linear(o + "mlp.proj", h + "output.dense", "copy", b)
-                  + _linear(o + "norm_2", h + "output.LayerNorm", "copy", b))
-        if cfg.pooler:
-            m += (_linear("pooler", "bert.pooler.dense", "copy", True, head=True)
-                  + _linear("nsp_head", "cls.seq_relationship", "copy", True, head=True))
-        if cfg.head_transform:
-            m += (_linear("head_dense", "cls.predictions.transform.dense", "copy", True, head=True)
-                  + _linear("head_norm", "cls.predictions.transform.LayerNorm", "copy", b, head=True))
-        decoder = "cls.predictions.decoder"
-    else:
-        m.append(_Entry("wte.weight", ("model.embed_tokens.weight",), "copy"))
-        for i in range(cfg.n_layer):
-            h, o = f"model.layers.{i}.", f"blocks.{i}."
-            qkv = tuple(f"{h}self_attn.{n}_proj" for n in "qkv")
-            m += (_linear(o + "norm_1", h + "input_layernorm", "copy", False)
-                  + _linear(o + "attn.qkv", qkv, "cat", b)
-                  + _linear(o + "attn.proj", h + "self_attn.o_proj", "copy", b)
-                  + _linear(o + "norm_2", h + "post_attention_layernorm", "copy", False)
-                  + _linear(o + "mlp.fc", (h + "mlp.gate_proj", h + "mlp.up_proj"), "cat", b)
-                  + _linear(o + "mlp.proj", h + "mlp.down_proj", "copy", b))
-        m += _linear("norm_f", "model.norm", "copy", False)
-        decoder = "lm_head"
-    if not cfg.tie_embeddings:
-        m.append(_Entry("lm_head.weight", (f"{decoder}.weight",), "copy", head=True))
-    if cfg.lm_head_bias:
-        m.append(_Entry("lm_head.bias", (f"{decoder}.bias",), "copy", head=True))
-    return m
+    """Every one of our tensors (a tied lm_head aside) and the Hugging Face tensors it is made of."""
+    with torch.device("meta"):  # names only: no memory, no init
+        names = list(TransformerLM(cfg, cfg.vocab_size or 1).state_dict())
+    entries = []
+    for name in names:
+        module, param = name.rsplit(".", 1)
+        if module == "lm_head" and param == "weight" and cfg.tie_embeddings:
+            continue
+        if module.startswith("blocks."):
+            _, layer, inner = module.split(".", 2)
+            parts, how = _BLOCK[family][inner]
+            hf = tuple(_LAYER[family].format(layer) + p for p in parts)
+        else:
+            hf, how = (_OUTSIDE[family][module],), "copy"
+        how = "copy" if how == "t" and param == "bias" else how
+        entries.append(_Entry(name, tuple(f"{h}.{param}" for h in hf), how,
+                              module in _HEAD_MODULES))
+    return entries
 
 
 def _canonical(hf_state: dict[str, Tensor], family: str) -> dict[str, Tensor]:
@@ -423,6 +387,7 @@ def export_hf(model: TransformerLM, tokenizer: Tokenizer | None, folder: str | P
     family = _export_family(cfg, arch)
     hf_state = state_dict_to_hf(cfg, model.state_dict(), family)
     hf_config = _hf_config(_padded_config(cfg, family), model.vocab_size, family, tokenizer)
+    hf_config["dtype"] = str(model.wte.weight.dtype).removeprefix("torch.")
     folder.mkdir(parents=True, exist_ok=True)
     save_file(hf_state, str(folder / "model.safetensors"), metadata={"format": "pt"})
     _write_json(folder / "config.json", hf_config)
