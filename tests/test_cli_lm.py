@@ -109,3 +109,17 @@ def test_bad_lm_input_is_one_clear_line(case, bundles, tmp_path, capsys):
     for fragment in expected:
         assert fragment in line, (fragment, line)
     assert not (tmp_path / "run").exists(), "a failed pretrain left a run folder"
+
+
+def test_export_to_hugging_face_and_import_back_generates_the_same_text(bundles, tmp_path, capsys):
+    hf, back = tmp_path / "hf", tmp_path / "back"
+    assert main(["export-hf", str(bundles["gpt"]), "--out", str(hf)]) == 0
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in hf.iterdir()}
+    assert main(["import", str(hf), "--out", str(back)]) == 0
+    capsys.readouterr()
+    outputs = []
+    for bundle in (bundles["gpt"], back):
+        assert main(["generate", str(bundle), "--prompt", "def ", "--max-new-tokens", "16",
+                     "--temperature", "0", "--no-stream"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and len(outputs[0].rstrip("\n")) > len("def ")

@@ -6,6 +6,9 @@
     bundle.predict([{"text": "..."}])
     bundle.evaluate("new_labelled.csv")
 
+    lm = practicum.pretrain()                           # a char-level GPT on the stdlib's pydoc text
+    practicum.import_model("path/to/hf_folder_or.gguf", "runs/imported")
+
 `practicum.evaluate` is the metrics/plots/report subpackage; the evaluate *function* is
 `practicum.api.evaluate` (or `Bundle.evaluate`).
 """
@@ -14,11 +17,20 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from practicum.api import RunResult, load, predict, quickstart, train  # noqa: E402
+from practicum.api import (  # noqa: E402
+    RunResult,
+    export_hf,
+    import_model,
+    load,
+    predict,
+    pretrain,
+    quickstart,
+    train,
+)
 from practicum.config import RunConfig, load_config  # noqa: E402
 from practicum.errors import TrainingDiverged, UserError  # noqa: E402
 
 __all__ = [
     "RunConfig", "RunResult", "TrainingDiverged", "UserError", "__version__",
-    "load", "load_config", "predict", "quickstart", "train",
+    "export_hf", "import_model", "load", "load_config", "predict", "pretrain", "quickstart", "train",
 ]

@@ -121,6 +121,44 @@ def pretrain(
     return train(config if config is not None else "pretrain_char", overrides, resume)
 
 
+def import_model(source: str | Path, out: str | Path) -> Path:
+    """Turn a Hugging Face folder (GPT-2, BERT, LLaMA) or a LLaMA-family .gguf file into a
+    practicum language-model bundle at `out`; returns the bundle folder."""
+    from practicum.bundle import save_lm_bundle
+    from practicum.config import RunConfig, TaskConfig
+
+    src = Path(source)
+    if src.suffix == ".gguf":
+        from practicum.models.gguf import import_gguf
+
+        model, tokenizer, info = import_gguf(src)
+    else:
+        from practicum.models.hf import import_hf
+
+        model, tokenizer, info = import_hf(src)
+    if tokenizer is None:
+        raise UserError(f"{src}: no tokenizer.json next to the weights; a bundle needs one "
+                        "(save the Hugging Face fast tokenizer into that folder)")
+    task = "causal_lm" if model.cfg.causal else "masked_lm"
+    out = Path(out)
+    cfg = RunConfig(name=src.stem or src.name, out_dir=str(out.parent), model=model.cfg,
+                    task=TaskConfig(type=task))
+    extra = {"source": str(src), "architecture": info.get("architecture")}
+    if info.get("chat_template"):
+        extra["chat_template"] = info["chat_template"]
+    return save_lm_bundle(out, cfg, model, tokenizer, {}, extra=extra)
+
+
+def export_hf(bundle: str | Path | Bundle, out: str | Path) -> Path:
+    """Write a language-model bundle as a Hugging Face folder (GPT2LMHeadModel, BERT or LLaMA)."""
+    from practicum.models.hf import export_hf as write_hf
+
+    b = bundle if isinstance(bundle, Bundle) else load(bundle)
+    b.require_language_model("export-hf")
+    write_hf(b.model, b.tokenizer, out)
+    return Path(out)
+
+
 def _finish(cfg: RunConfig, run_dir: Path, trainer: Any, data: Any, state: Any) -> RunResult:
     from practicum.evaluate.plots import plot_confusion, plot_curves, plot_regression
     from practicum.evaluate.report import write_report

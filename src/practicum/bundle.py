@@ -63,9 +63,13 @@ LM_TASKS = ("causal_lm", "masked_lm")
 
 
 def save_lm_bundle(
-    path: Path, cfg: RunConfig, model: nn.Module, tokenizer: Any, metrics: dict[str, Any]
+    path: Path, cfg: RunConfig, model: nn.Module, tokenizer: Any, metrics: dict[str, Any],
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a language-model bundle: weights, tokenizer.json, bundle.json, metrics.json."""
+    """Write a language-model bundle: weights, tokenizer.json, bundle.json, metrics.json.
+
+    `extra` adds keys to bundle.json (an imported model's source, its chat template).
+    """
     from practicum import __version__
 
     path.mkdir(parents=True, exist_ok=True)
@@ -82,9 +86,11 @@ def save_lm_bundle(
         "model_type": cfg.model.type,
         "vocab_size": int(model.vocab_size),
         "tokenizer": tokenizer.kind,
+        "special_tokens": dict(tokenizer.specials),  # role -> token: tokenizer.json alone can't say
         "label_names": None,
         "parameters": model.num_parameters(),
         "config": cfg.model_dump(mode="json"),
+        **(extra or {}),
     }
     _write_json(path / "bundle.json", info)
     _write_json(path / "metrics.json", metrics)
@@ -159,6 +165,8 @@ class Bundle:
         model.load_state_dict(load_file(weights, device=device))
         model.to(device).eval()
         tokenizer = Tokenizer.load(folder / "tokenizer.json")
+        if info.get("special_tokens"):
+            tokenizer = Tokenizer(tokenizer.inner, info["special_tokens"])
         metrics_path = folder / "metrics.json"
         metrics = _read_json(metrics_path) if metrics_path.exists() else {}
         return cls(folder, info, config, None, model, metrics, tokenizer=tokenizer)

@@ -171,6 +171,27 @@ def cmd_fill_mask(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+
+    out = api.import_model(args.source, args.out)
+    b = api.load(out)
+    kind = "generate" if b.config.model.causal else "fill-mask"
+    print(f"imported {args.source} ({b.info.get('architecture')}, "
+          f"{b.info['parameters']:,} parameters) -> {out}")
+    print(f"next:\n  {_invoked_as()} {kind} {out} " + ("--prompt \"Hello\"" if kind == "generate"
+                                                     else "--text \"The [MASK] sat\""))
+    return 0
+
+
+def cmd_export_hf(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+
+    out = api.export_hf(args.bundle, args.out)
+    print(f"wrote a Hugging Face folder to {out} (config.json, model.safetensors, tokenizer files)")
+    return 0
+
+
 def cmd_config_show(args: argparse.Namespace, extra: list[str]) -> int:
     from practicum import api
     from practicum.config import load_config, parse_overrides, to_yaml, validate
@@ -307,6 +328,15 @@ def _parser() -> argparse.ArgumentParser:
     fm.add_argument("--top-k", type=int, default=5)
     fm.add_argument("--device", default="cpu")
     fm.add_argument("--format", choices=["table", "json"], default="table")
+
+    im = _cmd(sub, "import", cmd_import,
+              "make a bundle from a Hugging Face folder (GPT-2, BERT, LLaMA) or a .gguf file")
+    im.add_argument("source", help="Hugging Face model folder, or a LLaMA-family .gguf file")
+    im.add_argument("--out", required=True, help="bundle folder to write")
+
+    ex = _cmd(sub, "export-hf", cmd_export_hf, "write a language-model bundle as a Hugging Face folder")
+    ex.add_argument("bundle")
+    ex.add_argument("--out", required=True, help="folder to write (config.json, model.safetensors, ...)")
 
     c = sub.add_parser("config", help="show configs and fields").add_subparsers(metavar="ACTION")
     s = _cmd(c, "show", cmd_config_show, "print the fully resolved config", True)
