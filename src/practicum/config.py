@@ -80,6 +80,8 @@ class CorpusConfig(Section):
     """The JSONL field that holds each document's text."""
     token_dtype: Literal["auto", "uint16", "uint32"] = "auto"
     """Id type of the token files: auto picks uint16 when the vocabulary fits (<= 65,536), else uint32."""
+    sampling: Literal["random", "phase"] = "random"
+    """Training windows: random (independent random offsets, nanoGPT) or phase (non-overlapping windows, a random phase per epoch); both exactly reproducible."""
     max_eval_tokens: Annotated[int, Field(ge=1)] | None = 200_000
     """Validate on at most this many tokens (windows spread evenly over the val split); null uses all."""
 

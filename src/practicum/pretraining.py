@@ -111,7 +111,8 @@ def lm_splits(cfg: RunConfig, task_type: str, tokenizer: Any, run_dir: Path) -> 
     T = cfg.model.block_size
     if task_type == "masked_lm" and cfg.task.nsp:
         return _nsp_split(train_ids, tokenizer, cfg, 0), _nsp_split(val_ids, tokenizer, cfg, 1)
-    train = TokenWindows(train_ids, T, random_phase=True, seed=cfg.train.seed, split="train")
+    train = TokenWindows(train_ids, T, sampling=cfg.data.corpus.sampling, seed=cfg.train.seed,
+                         split="train")
     limit = None if cfg.data.corpus.max_eval_tokens is None else max(1, cfg.data.corpus.max_eval_tokens // T)
     val = TokenWindows(val_ids, T, limit=limit, split="val") if len(val_ids) > T else None
     if val is None:

@@ -186,9 +186,9 @@ def test_token_windows_random_phase_is_seeded_per_epoch_and_stays_in_bounds():
     from practicum.data.corpus import TokenWindows
 
     ids = np.arange(1000, dtype=np.uint16)
-    train = TokenWindows(ids, 10, random_phase=True, seed=3)
+    train = TokenWindows(ids, 10, sampling="phase", seed=3)
     phases = [train.phase(e) for e in range(20)]
-    assert phases == [TokenWindows(ids, 10, random_phase=True, seed=3).phase(e) for e in range(20)]
+    assert phases == [TokenWindows(ids, 10, sampling="phase", seed=3).phase(e) for e in range(20)]
     assert len(set(phases)) > 1
     last = train.take(torch.tensor([len(train) - 1]), epoch=int(np.argmax(phases)))
     assert int(last["target"].max()) <= 999
@@ -203,3 +203,19 @@ def test_token_windows_limit_spreads_rows_and_short_split_is_an_error():
     assert len(limited) == 4 and starts[0] == 0 and starts[-1] == 980
     with pytest.raises(UserError, match="too few for one window"):
         TokenWindows(ids[:10], 10, split="val")
+
+
+def test_token_windows_random_sampling_is_uniform_seeded_and_in_bounds():
+    from practicum.data.corpus import TokenWindows
+
+    ids = np.arange(5000, dtype=np.uint16)
+    train = TokenWindows(ids, 10, sampling="random", seed=1)
+    idx = torch.arange(len(train))
+    starts = train.starts(idx, 0)
+    assert starts.min() >= 0 and starts.max() <= 5000 - 11
+    assert np.array_equal(starts, TokenWindows(ids, 10, sampling="random", seed=1).starts(idx, 0))
+    assert not np.array_equal(starts, train.starts(idx, 1))  # a new draw each epoch
+    assert not np.array_equal(starts, TokenWindows(ids, 10, sampling="random", seed=2).starts(idx, 0))
+    assert abs(starts.mean() - (5000 - 11) / 2) < 0.1 * 5000  # spread over the whole split
+    batch = train.take(torch.tensor([3]), 0)
+    assert batch["target"][0, :-1].tolist() == batch["tokens"][0, 1:].tolist()

@@ -274,18 +274,24 @@ def sample_batch(
 class TokenWindows:
     """A language-model split as rows: windows of block_size + 1 consecutive token ids.
 
-    Row i of epoch e starts at phase(e) + i * block_size, so an epoch reads every token once
-    without overlap; with `random_phase` (training) the phase is drawn from (seed, e), so
-    windows straddle different boundaries each epoch. `take` returns {"tokens": (B, T),
-    "target": (B, T)} int64, the targets being the next ids. `limit` keeps at most that many
-    rows, evenly spread over the split (cheaper validation of a large corpus).
+    An epoch has len(tokens) // block_size rows, so it reads about every token once.
+    sampling "sequential": row i starts at i * block_size (validation: deterministic, no
+    overlap). "phase": row i of epoch e starts at phase(e) + i * block_size, the phase drawn
+    from (seed, e), so windows straddle different boundaries each epoch. "random": every row
+    of every epoch starts at an offset hashed from (seed, e, i), uniform over the split:
+    nanoGPT's independent random windows, still exactly reproducible on resume.
+    `take` returns {"tokens": (B, T), "target": (B, T)} int64, the targets being the next
+    ids. `limit` keeps at most that many rows, evenly spread (cheaper validation).
     """
 
-    def __init__(self, tokens: np.ndarray, block_size: int, *, random_phase: bool = False,
+    def __init__(self, tokens: np.ndarray, block_size: int, *, sampling: str = "sequential",
                  seed: int = 0, limit: int | None = None, split: str = "train") -> None:
+        if sampling not in ("sequential", "phase", "random"):
+            raise ValueError(f"unknown sampling {sampling!r}")
         self.tokens, self.block_size = tokens, block_size
-        self.random_phase, self.seed = random_phase, seed
-        slack = block_size - 1 if random_phase else 0  # room for the largest phase
+        self.sampling, self.seed = sampling, seed
+        self.random_phase = sampling == "phase"
+        slack = block_size - 1 if self.random_phase else 0  # room for the largest phase
         n = (len(tokens) - 1 - slack) // block_size
         if n < 1:
             raise UserError(
@@ -305,9 +311,26 @@ class TokenWindows:
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return int(torch.randint(self.block_size, (1,), generator=gen))
 
+    def starts(self, idx: torch.Tensor, epoch: int) -> np.ndarray:
+        """Where rows `idx` of epoch `epoch` begin in the token array."""
+        rows = self.rows[np.asarray(idx, dtype=np.int64)]
+        if self.sampling == "random":
+            span = len(self.tokens) - self.block_size  # a window needs block_size + 1 ids
+            return (_hash64(self.seed, epoch, rows) % np.uint64(span)).astype(np.int64)
+        return self.phase(epoch) + rows * self.block_size
+
     def take(self, idx: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
         T = self.block_size
-        starts = self.phase(epoch) + self.rows[np.asarray(idx, dtype=np.int64)] * T
+        starts = self.starts(idx, epoch)
         windows = np.stack([self.tokens[s : s + T + 1] for s in starts.tolist()])
         windows = torch.from_numpy(windows.astype(np.int64))  # (B, T + 1)
         return {"tokens": windows[:, :-1], "target": windows[:, 1:]}
+
+
+def _hash64(seed: int, epoch: int, rows: np.ndarray) -> np.ndarray:
+    """A well-mixed uint64 per row from (seed, epoch, row): splitmix64's finaliser."""
+    with np.errstate(over="ignore"):
+        x = rows.astype(np.uint64) + np.uint64((seed * 0x9E3779B1 + epoch * 0x85EBCA77 + 1) % 2**64)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))

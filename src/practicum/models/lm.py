@@ -295,6 +295,7 @@ class TransformerLM(nn.Module):
         if cache is not None and start + T > cache.max_len:
             raise UserError(f"the KV cache holds {cache.max_len} positions and is full; "
                             "make a larger one with model.new_cache(batch, max_len)")
+        plain_positions = positions is None
         if positions is None:
             if start + T > self.cfg.block_size:
                 raise UserError(
@@ -308,7 +309,9 @@ class TransformerLM(nn.Module):
                 f"(model.block_size {self.cfg.block_size}); shorten the input"
             )
         x = self.wte(tokens)  # (B, T, C)
-        if self.wpe is not None:
+        if self.wpe is not None and plain_positions:  # one (T, C) slice, broadcast over the batch
+            x = x + self.wpe.weight[start : start + T]
+        elif self.wpe is not None:
             x = x + self.wpe(positions)
         elif self.cfg.positions == "sinusoidal":
             x = x + self.pos_table[positions]

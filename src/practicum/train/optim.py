@@ -29,7 +29,17 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     if cfg.optimizer == "adam":  # classic Adam: weight decay as an L2 term in the gradient
         return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)  # decoupled weight decay
+    # decoupled weight decay; the fused kernel (one pass over all parameters) where PyTorch has it
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=_can_fuse(model))
+
+
+def _can_fuse(model: nn.Module) -> bool:
+    """Fused AdamW exists for float tensors on CPU and CUDA (torch >= 2.4)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float16, torch.bfloat16)
+        for p in params
+    )
 
 
 def warmup_steps(cfg: TrainConfig, total_steps: int) -> int:
