@@ -1,20 +1,26 @@
 """Char-level GPT pretraining on Tiny Shakespeare: quality, throughput beside Hugging Face GPT-2, MFU.
 
 One process, four parts:
-  peak        this machine's measured matmul rate: torch.mm GFLOP/s, fp32 and bf16, square
-              sizes 1024-2048, best of several repeats, torch's default threads;
+  peak        this machine's measured matmul rate: torch.mm GFLOP/s in fp32 and bf16 (the MFU
+              denominators) on square sizes 1024-2048, best of several repeats, torch's default
+              threads; oneDNN's fp32 linear beside them for context;
   quality     nanoGPT's "baby GPT" laptop-CPU run (4 layers, 4 heads, 128 wide, context 64,
-              batch 12, 2,000 iterations; published: val loss ~1.88 in ~3 min) through
-              practicum.api.train on configs/pretrain_char.yaml with nanoGPT's settings;
+              batch 12, 2,000 iterations, random windows; published: val loss ~1.88 in ~3 min)
+              through practicum.api.train on configs/pretrain_char.yaml with nanoGPT's settings;
   throughput  tokens/s of practicum's Trainer (TransformerLM, TokenWindows, CausalLMTask) beside
               a minimal loop around transformers' GPT2LMHeadModel of the same size, fp32 and bf16
               autocast, at baby-GPT size and at 6 layers x 384 wide x context 256; a third loop
               runs our model in the minimal loop, splitting Trainer cost from model cost;
-  profile     the top ops (self CPU time) of one training step of our model and of GPT-2.
+  profile     time per phase and the top ops (self CPU time) of one fp32 training step of our
+              model and of GPT-2 at 6 x 384 x 256, both in the minimal loop.
 
-MFU = model FLOP/s / measured fp32 (or bf16) torch.mm peak, with nanoGPT's (PaLM appendix B)
+MFU = model FLOP/s / measured torch.mm peak of the same precision, with nanoGPT's (PaLM appendix B)
 FLOPs per token: 6 * N + 12 * n_layer * n_embd * block_size, N = parameters without the
 position embedding (the tied token embedding counts: it is the output layer's matmul).
+
+The machine is shared: each timing waits (up to --patience s) for a quiet spell and is stored
+with other_cores, the CPU other processes used meanwhile (machine.CpuWatch); a repeat during
+which they used more than --busy cores is redone.
 
     .venv/bin/python benchmarks/pretrain_char.py [--quick] [--only peak,quality,throughput,profile]
 """
@@ -22,13 +28,14 @@ position embedding (the tied token embedding counts: it is the output layer's ma
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +49,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "pretrain_char.json"
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 RECIPE = ROOT / "configs" / "pretrain_char.yaml"
-PARTS = ("peak", "quality", "throughput", "profile")
+BEST_RECIPE = ROOT / "configs" / "shakespeare_char.yaml"
+PARTS = ("peak", "quality", "best", "throughput", "profile")
 NANOGPT_REFERENCE = {"val_loss": 1.88, "minutes": 3, "where": "karpathy/nanoGPT README, laptop CPU"}
 # nanoGPT's README command for a CPU: baby GPT, no dropout, 2,000 iterations, lr decay to 1e-4
 QUALITY_SETTINGS = {
@@ -52,9 +60,10 @@ QUALITY_SETTINGS = {
     "train.betas": "[0.9, 0.99]", "train.weight_decay": 0.1, "train.grad_clip": 1.0,
     "train.optimizer": "adamw", "train.precision": "fp32", "train.device": "cpu",
     "train.eval_every": 500, "train.log_every": 50, "train.progress": "never",
-    "train.tensorboard": False, "data.corpus.tokenizer": "char",
+    "train.tensorboard": False, "data.corpus.tokenizer": "char", "data.corpus.sampling": "random",
     "data.corpus.max_eval_tokens": "null", "data.split.val_fraction": 0.1, "task.type": "causal_lm",
 }
+PHASES = ("forward", "backward", "clip_grad_norm", "optimizer")
 
 
 def flops_per_token(n_params: int, n_layer: int, n_embd: int, block: int) -> int:
@@ -63,10 +72,8 @@ def flops_per_token(n_params: int, n_layer: int, n_embd: int, block: int) -> int
 
 
 def wait_quiet(busy: float, patience_s: float) -> float | None:
-    """Wait (up to patience_s) for a 2-second spell in which other processes use <= busy cores.
-
-    The machine is shared and neighbours' test runs come and go; a timing taken while one holds
-    a core is worth little. Returns the last spell's other_cores."""
+    """Wait (up to patience_s) for a 2-second spell in which other processes use <= busy cores;
+    returns that spell's other_cores (neighbours' test runs come and go on this machine)."""
     deadline = time.monotonic() + patience_s
     while True:
         with CpuWatch() as watch:
@@ -78,77 +85,91 @@ def wait_quiet(busy: float, patience_s: float) -> float | None:
 # ---------------------------------------------------------------- peak
 
 
-def matmul_peak(sizes: list[int], repeats: int, busy: float, patience_s: float) -> dict[str, Any]:
-    """GFLOP/s of n x n matmuls, best of `repeats` per size: torch.mm in fp32 and bf16 (the MFU
-    denominators), and oneDNN's fp32 linear beside them (torch.mm fp32 goes to MKL; bf16 and
-    oneDNN show what the cores can do when the library uses their widest vector units)."""
+def matmul_peak(sizes: list[int], repeats: int, args: argparse.Namespace) -> dict[str, Any]:
+    """GFLOP/s of n x n matmuls, best of `repeats` per size (and of the redone attempts when a
+    neighbour was busy). torch.mm fp32 runs in MKL, bf16 in oneDNN; oneDNN fp32 is context."""
     ops = {
         "fp32": lambda a, b: torch.mm(a, b),
         "bf16": lambda a, b: torch.mm(a, b),
-        "fp32_onednn": lambda a, b: torch._C._nn.mkldnn_linear(a, b),  # a @ b.T on mkldnn tensors
+        "fp32_onednn": lambda a, b: torch._C._nn.mkldnn_linear(a, b),  # a @ b.T, mkldnn tensors
     }
     out: dict[str, Any] = {}
     for name, op in ops.items():
-        per_size = {}
-        wait_quiet(busy, patience_s)
-        with CpuWatch() as watch:
-            for n in sizes:
-                a, b = torch.randn(n, n), torch.randn(n, n)
-                a, b = (a.bfloat16(), b.bfloat16()) if name == "bf16" else (a, b)
-                a, b = (a.to_mkldnn(), b.to_mkldnn()) if name == "fp32_onednn" else (a, b)
-                op(a, b)  # first call: allocation, kernel choice
-                best = float("inf")
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
-                    op(a, b)
-                    best = min(best, time.perf_counter() - t0)
-                per_size[n] = round(2 * n**3 / best / 1e9, 1)
-        out[name] = {"gflops": max(per_size.values()), "by_size": per_size, "other_cores": watch.other_cores}
+        best: dict[int, float] = {}
+        others = []
+        for _ in range(1 + args.retries):
+            wait_quiet(args.busy, args.patience)
+            with CpuWatch() as watch:
+                for n in sizes:
+                    a, b = torch.randn(n, n), torch.randn(n, n)
+                    a, b = (a.bfloat16(), b.bfloat16()) if name == "bf16" else (a, b)
+                    a, b = (a.to_mkldnn(), b.to_mkldnn()) if name == "fp32_onednn" else (a, b)
+                    op(a, b)  # first call: allocation, kernel choice
+                    for _ in range(repeats):
+                        t0 = time.perf_counter()
+                        op(a, b)
+                        best[n] = max(best.get(n, 0.0), 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+            others.append(watch.other_cores)
+            if (watch.other_cores or 0) <= args.busy:
+                break
+        out[name] = {"gflops": round(max(best.values()), 1),
+                     "by_size": {n: round(v, 1) for n, v in best.items()}, "other_cores": others}
     return out
 
 
 # ---------------------------------------------------------------- quality (api.train)
 
 
-def quality_run(corpus: Path, run_dir: Path, quick: bool) -> dict[str, Any]:
+def quality_run(corpus: Path, run_dir: Path, quick: bool, seed: int = 0) -> dict[str, Any]:
     from practicum import api
 
-    settings = dict(QUALITY_SETTINGS)
+    settings = {**QUALITY_SETTINGS, "train.seed": seed}
     if quick:
         settings.update({"train.max_steps": 20, "train.eval_every": 10, "train.log_every": 5,
                          "data.corpus.max_eval_tokens": 12_800})
     overrides = [f"data.path={corpus}", f"out_dir={run_dir}"] + [f"{k}={v}" for k, v in settings.items()]
     with CpuWatch() as watch:
         result = api.train(RECIPE, overrides)
-    s = result.summary
+    s, cfg = result.summary, result.run_dir / "config.yaml"
+    import yaml
+
+    model = yaml.safe_load(cfg.read_text(encoding="utf-8"))["model"]
     rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
-    cfg = _model_cfg(result.run_dir)
-    steps, bs, T = s["steps"], settings["train.batch_size"], cfg["block_size"]
+    steps, bs, T = s["steps"], settings["train.batch_size"], model["block_size"]
     tokens_per_s = steps * bs * T / s["train_time_s"]
-    rates = [r["samples_per_s"] * T for r in rows if r.get("split") == "train"][1:]
-    n = _non_position_params(s["params"], cfg)
-    fpt = flops_per_token(n, cfg["n_layer"], cfg["n_embd"], T)
+    rates = [r["samples_per_s"] * T for r in rows if r.get("split") == "train"][1:]  # after the 1st
+    n = s["params"] - T * model["n_embd"]  # without the learned position embedding
+    fpt = flops_per_token(n, model["n_layer"], model["n_embd"], T)
     return {
         "recipe": str(RECIPE.relative_to(ROOT)), "corpus": str(corpus), "overrides": settings,
         "val_loss": round(s["val"]["loss"], 4), "val_bpc": round(s["val"].get("bpc", float("nan")), 4),
         "val_curve": [(r["step"], round(r["loss"], 4)) for r in rows if r.get("split") == "val"],
         "steps": steps, "params": s["params"], "params_for_flops": n, "vocab_size": s["vocab_size"],
         "tokens": s["tokens"], "train_time_s": s["train_time_s"], "total_wall_s": round(watch.wall_s, 1),
-        "tokens_per_s": round(tokens_per_s), "median_train_row_tokens_per_s": round(statistics.median(rates)) if rates else None,
+        "tokens_per_s": round(tokens_per_s),
+        "median_row_tokens_per_s": round(statistics.median(rates)) if rates else None,
         "flops_per_token": fpt, "model_gflops": round(fpt * tokens_per_s / 1e9, 2),
         "other_cores": watch.other_cores, "reference": NANOGPT_REFERENCE,
     }
 
 
-def _model_cfg(run_dir: Path) -> dict[str, Any]:
-    import yaml
+def best_recipe_run(corpus: Path, quick: bool, baby: dict[str, Any]) -> dict[str, Any]:
+    """configs/shakespeare_char.yaml, run right after the baby GPT: val loss and wall time beside it."""
+    from practicum import api
 
-    return yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))["model"]
-
-
-def _non_position_params(params: int, cfg: dict[str, Any]) -> int:
-    learned = cfg.get("positions", "learned") == "learned"
-    return params - (cfg["block_size"] * cfg["n_embd"] if learned else 0)
+    extra = ["train.max_steps=20", "train.eval_every=20", "data.corpus.max_eval_tokens=12800"] if quick else []
+    with tempfile.TemporaryDirectory() as tmp, CpuWatch() as watch:
+        result = api.train(BEST_RECIPE, [f"data.path={corpus}", f"out_dir={tmp}/best",
+                                         "train.progress=never", "train.tensorboard=false", *extra])
+    s = result.summary
+    return {
+        "recipe": str(BEST_RECIPE.relative_to(ROOT)), "val_loss": round(s["val"]["loss"], 4),
+        "steps": s["steps"], "params": s["params"], "train_time_s": s["train_time_s"],
+        "total_wall_s": round(watch.wall_s, 1), "other_cores": watch.other_cores,
+        "baby_train_time_s": baby["train_time_s"], "baby_total_wall_s": baby["total_wall_s"],
+        "target": "val loss <= 1.75 in at most the baby GPT's wall time",
+        "met": s["val"]["loss"] <= 1.75 and watch.wall_s <= baby["total_wall_s"],
+    }
 
 
 # ---------------------------------------------------------------- throughput
@@ -167,27 +188,24 @@ class Setting:
     warmup: int
     steps: int
     window: int  # Trainer log_every: steps per train row
+    repeats: int  # interleaved repeats of each loop (median)
 
 
 SETTINGS = (
-    Setting("baby 4x128 ctx64", 4, 4, 128, 64, 12, warmup=10, steps=60, window=10),
-    Setting("6x384 ctx256", 6, 6, 384, 256, 12, warmup=4, steps=16, window=4),
+    Setting("baby 4x128 ctx64", 4, 4, 128, 64, 12, warmup=10, steps=60, window=10, repeats=7),
+    Setting("6x384 ctx256", 6, 6, 384, 256, 12, warmup=4, steps=16, window=4, repeats=3),
 )
 
 
-def lm_config(s: Setting) -> Any:
-    from practicum.config import LMConfig
-
-    return LMConfig.model_validate({"type": "lm", "n_layer": s.n_layer, "n_head": s.n_head,
-                                    "n_embd": s.n_embd, "block_size": s.block, "dropout": 0.0,
-                                    "bias": True, "tie_embeddings": True})
-
-
 def build_ours(s: Setting, vocab: int, seed: int) -> nn.Module:
+    from practicum.config import LMConfig
     from practicum.models.lm import TransformerLM
 
     torch.manual_seed(seed)
-    return TransformerLM(lm_config(s), vocab_size=vocab)
+    cfg = LMConfig.model_validate({"type": "lm", "n_layer": s.n_layer, "n_head": s.n_head,
+                                   "n_embd": s.n_embd, "block_size": s.block, "dropout": 0.0,
+                                   "bias": True, "tie_embeddings": True})
+    return TransformerLM(cfg, vocab_size=vocab)
 
 
 def build_gpt2(s: Setting, vocab: int, seed: int) -> nn.Module:
@@ -200,23 +218,18 @@ def build_gpt2(s: Setting, vocab: int, seed: int) -> nn.Module:
     return GPT2LMHeadModel(cfg)
 
 
-def train_config(s: Setting, precision: str, steps: int, seed: int) -> Any:
-    from practicum.config import TrainConfig
-
-    return TrainConfig.model_validate({
-        "epochs": 100, "max_steps": steps, "batch_size": s.batch, "lr": 1e-3, "betas": (0.9, 0.99),
-        "weight_decay": 0.1, "grad_clip": 1.0, "warmup_steps": 100, "min_lr_ratio": 0.1,
-        "log_every": s.window, "eval_every": None, "patience": None, "progress": "never",
-        "tensorboard": False, "device": "cpu", "precision": precision, "seed": seed,
-    })
-
-
 def run_trainer(s: Setting, windows: Any, vocab: int, precision: str, seed: int) -> dict[str, Any]:
     """Trainer.fit over warmup + steps; the rate of the train rows after the warm-up."""
+    from practicum.config import TrainConfig
     from practicum.tasks import build_task
     from practicum.train.trainer import Trainer
 
-    cfg = train_config(s, precision, s.warmup + s.steps, seed)
+    cfg = TrainConfig.model_validate({
+        "epochs": 100, "max_steps": s.warmup + s.steps, "batch_size": s.batch, "lr": 1e-3,
+        "betas": (0.9, 0.99), "weight_decay": 0.1, "grad_clip": 1.0, "warmup_steps": 100,
+        "min_lr_ratio": 0.1, "log_every": s.window, "eval_every": None, "progress": "never",
+        "tensorboard": False, "device": "cpu", "precision": precision, "seed": seed,
+    })
     task = build_task("causal_lm", vocab_size=vocab, char_level=True)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, build_ours(s, vocab, seed), task, windows, None, Path(tmp))
@@ -229,22 +242,22 @@ def run_trainer(s: Setting, windows: Any, vocab: int, precision: str, seed: int)
     return {"tokens_per_s": s.steps * s.batch * s.block / seconds, "other_cores": watch.other_cores}
 
 
-def run_loop(model: nn.Module, logits_of: Callable[[nn.Module, torch.Tensor], torch.Tensor],
-             s: Setting, windows: Any, precision: str, seed: int) -> dict[str, Any]:
-    """The minimal loop: AdamW (decay / no-decay groups), forward, cross_entropy, backward,
-    clip_grad_norm_(1.0), step, zero_grad; timed by perf_counter from the end of the warm-up."""
+def run_loop(model: nn.Module, logits_of: Callable, s: Setting, windows: Any, precision: str,
+             seed: int) -> dict[str, Any]:
+    """The minimal loop: torch AdamW (decay / no-decay groups, PyTorch's default implementation),
+    forward, cross_entropy, backward, clip_grad_norm_(1.0), step, zero_grad; timed by
+    perf_counter from the end of the warm-up. Same random windows as the Trainer's."""
     model.train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                              {"params": no_decay, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99))
-    order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(seed))
     amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     with CpuWatch() as watch:
         for i in range(s.warmup + s.steps):
             if i == s.warmup:
                 t0 = time.perf_counter()
-            batch = windows.take(order[i * s.batch:(i + 1) * s.batch], 0)
+            batch = windows.take(torch.arange(i * s.batch, (i + 1) * s.batch), 0)
             with amp:
                 logits = logits_of(model, batch["tokens"])  # (B, T, V)
                 loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch["target"].reshape(-1))
@@ -265,43 +278,45 @@ def _gpt2_logits(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 
 
 LOOPS: dict[str, Callable[..., dict[str, Any]]] = {
-    "ours": lambda s, w, v, p, seed: run_trainer(s, w, v, p, seed),
+    "ours": run_trainer,
     "peer": lambda s, w, v, p, seed: run_loop(build_gpt2(s, v, seed), _gpt2_logits, s, w, p, seed),
     "ours_model_min_loop": lambda s, w, v, p, seed: run_loop(build_ours(s, v, seed), _ours_logits, s, w, p, seed),
 }
 
 
-def bench_setting(s: Setting, train_ids: Any, vocab: int, peak: dict, args: argparse.Namespace) -> dict:
+def train_windows(train_ids: np.ndarray, block: int) -> Any:
     from practicum.data.corpus import TokenWindows
 
-    windows = TokenWindows(train_ids, s.block, random_phase=True, seed=0, split="train")
+    return TokenWindows(train_ids, block, sampling="random", seed=0, split="train")
+
+
+def bench_setting(s: Setting, train_ids: np.ndarray, vocab: int, peak: dict, args: argparse.Namespace) -> dict:
+    windows = train_windows(train_ids, s.block)
     n = build_ours(s, vocab, 0).num_parameters() - s.block * s.n_embd  # without wpe
     fpt = flops_per_token(n, s.n_layer, s.n_embd, s.block)
-    out: dict[str, Any] = {"setting": asdict(s), "params_for_flops": n, "flops_per_token": fpt,
+    out: dict[str, Any] = {"setting": dataclasses.asdict(s), "params_for_flops": n, "flops_per_token": fpt,
                            "params": {"ours": build_ours(s, vocab, 0).num_parameters(),
                                       "peer": sum(p.numel() for p in build_gpt2(s, vocab, 0).parameters())}}
     for precision in args.precisions:
         runs: dict[str, list[dict]] = {k: [] for k in LOOPS}
         discarded: dict[str, list] = {k: [] for k in LOOPS}
-        for r in range(args.repeats):
-            names = list(LOOPS) if r % 2 == 0 else list(reversed(LOOPS))  # drift hits each loop
-            for name in names:
+        for r in range(s.repeats):
+            for name in list(LOOPS) if r % 2 == 0 else list(reversed(LOOPS)):  # drift hits each
                 for attempt in range(1 + args.retries):
                     wait_quiet(args.busy, args.patience)
                     run = LOOPS[name](s, windows, vocab, precision, r)
-                    busy = (run["other_cores"] or 0) > args.busy
-                    if not busy or attempt == args.retries:
+                    if (run["other_cores"] or 0) <= args.busy or attempt == args.retries:
                         break
                     discarded[name].append((round(run["tokens_per_s"]), run["other_cores"]))
                 runs[name].append(run)
         med = {k: statistics.median(x["tokens_per_s"] for x in v) for k, v in runs.items()}
-        peak_gflops = peak[precision]["gflops"] if peak else None
+        gflops = {k: v * fpt / 1e9 for k, v in med.items()}
         out[precision] = {
             "tokens_per_s": {k: round(v) for k, v in med.items()},
             "ratio_ours_peer": round(med["ours"] / med["peer"], 3),
-            "ratio_trainer_overhead": round(med["ours"] / med["ours_model_min_loop"], 3),
-            "model_gflops": {k: round(v * fpt / 1e9, 2) for k, v in med.items()},
-            "mfu": {k: round(v * fpt / 1e9 / peak_gflops, 3) for k, v in med.items()} if peak_gflops else None,
+            "ratio_ours_vs_our_model_in_min_loop": round(med["ours"] / med["ours_model_min_loop"], 3),
+            "model_gflops": {k: round(v, 2) for k, v in gflops.items()},
+            "mfu": {k: round(v / peak[precision]["gflops"], 3) for k, v in gflops.items()} if peak else None,
             "repeats": {k: [round(x["tokens_per_s"]) for x in v] for k, v in runs.items()},
             "other_cores_max": max((x["other_cores"] or 0) for v in runs.values() for x in v),
             "discarded_busy": discarded,
@@ -310,9 +325,6 @@ def bench_setting(s: Setting, train_ids: Any, vocab: int, peak: dict, args: argp
 
 
 # ---------------------------------------------------------------- profile
-
-
-PHASES = ("forward", "backward", "clip_grad_norm", "optimizer")
 
 
 def train_step(model: nn.Module, logits_of: Callable, opt: torch.optim.Optimizer,
@@ -332,20 +344,23 @@ def train_step(model: nn.Module, logits_of: Callable, opt: torch.optim.Optimizer
         opt.zero_grad(set_to_none=True)
 
 
-def profile_step(s: Setting, train_ids: Any, vocab: int, top: int) -> dict[str, Any]:
-    """Top ops by self CPU time, and time per phase, of one fp32 step (after two warm-up steps)."""
+def profile_step(s: Setting, train_ids: np.ndarray, vocab: int, top: int, args: argparse.Namespace) -> dict:
+    """Time per phase and top ops by self CPU time of one fp32 step (after two warm-up steps);
+    both models with the same AdamW as the Trainer builds (practicum.train.optim)."""
     from torch.profiler import ProfilerActivity, profile
 
-    from practicum.data.corpus import TokenWindows
+    from practicum.config import TrainConfig
+    from practicum.train.optim import build_optimizer
 
-    windows = TokenWindows(train_ids, s.block, random_phase=True, seed=0, split="train")
-    batch = windows.take(torch.arange(s.batch), 0)
-    out = {}
+    batch = train_windows(train_ids, s.block).take(torch.arange(s.batch), 0)
+    cfg = TrainConfig(lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    out: dict[str, Any] = {}
     for name, model, logits_of in (("ours", build_ours(s, vocab, 0), _ours_logits),
                                    ("peer", build_gpt2(s, vocab, 0), _gpt2_logits)):
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+        opt = build_optimizer(model, cfg)
         for _ in range(2):
             train_step(model, logits_of, opt, batch)
+        wait_quiet(args.busy, args.patience)
         with CpuWatch() as watch, profile(activities=[ProfilerActivity.CPU]) as prof:
             train_step(model, logits_of, opt, batch)
         averages = prof.key_averages()
@@ -364,79 +379,83 @@ def profile_step(s: Setting, train_ids: Any, vocab: int, top: int) -> dict[str, 
 # ---------------------------------------------------------------- driver
 
 
-def tinyshakespeare_ids(corpus: Path, tmp: Path) -> tuple[Any, int]:
-    """Train token ids of the corpus (practicum's char tokenizer, first 90%) and the vocabulary."""
+def corpus_ids(corpus: Path) -> tuple[np.ndarray, int]:
+    """Train token ids (practicum's char tokenizer, first 90% of the file) and the vocabulary."""
     from practicum.data.corpus import build_corpus, iter_documents, load_corpus
     from practicum.data.tokenizers import train_tokenizer
 
     tok = train_tokenizer("char", iter_documents(corpus), vocab_size=256, min_frequency=1)
-    build_corpus(corpus, tok, tmp / "corpus", val_fraction=0.1)
-    train_ids, _, _ = load_corpus(tmp / "corpus")
+    with tempfile.TemporaryDirectory() as tmp:
+        build_corpus(corpus, tok, Path(tmp), val_fraction=0.1)
+        train_ids = np.array(load_corpus(Path(tmp))[0])  # into memory: the folder goes
     return train_ids, tok.vocab_size
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="smoke run: a few steps of everything")
+    p.add_argument("--quick", action="store_true", help="smoke run: a few small steps of everything")
     p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {PARTS}")
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="Tiny Shakespeare input.txt")
-    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats per loop (median)")
     p.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
     p.add_argument("--settings", default="baby,6x384", help="throughput sizes: baby, 6x384")
     p.add_argument("--busy", type=float, default=0.25,
-                   help="a repeat during which other processes used more cores than this is redone")
-    p.add_argument("--retries", type=int, default=1, help="redos of a busy repeat at most")
+                   help="a timing during which other processes used more cores than this is redone")
+    p.add_argument("--retries", type=int, default=1, help="redos of a busy timing at most")
     p.add_argument("--patience", type=float, default=120.0,
                    help="seconds to wait for a quiet spell (others <= --busy) before each timing")
-    p.add_argument("--keep-run", type=Path, default=None, help="quality run folder (default: temporary)")
+    p.add_argument("--seeds", default="0", help="comma-separated train.seed values of quality runs")
+    p.add_argument("--keep-run", type=Path, default=None, help="first quality run's folder (default: temporary)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file")
     args = p.parse_args(argv)
     parts = [x for x in args.only.split(",") if x]
     if bad := set(parts) - set(PARTS):
         p.error(f"--only: unknown part(s) {', '.join(sorted(bad))}; choose from {', '.join(PARTS)}")
     args.precisions = [x for x in args.precisions.split(",") if x]
+    args.seeds = [int(x) for x in args.seeds.split(",") if x]
     settings = [s for s in SETTINGS if s.name.split()[0] in args.settings.split(",")]
+    big = SETTINGS[1]
     if args.quick:
-        settings = [Setting(s.name.split()[0] + " quick", s.n_layer, s.n_head, s.n_embd,
-                            min(s.block, 64), 4, 2, 4, 2) for s in settings]
-        args.repeats, args.retries, args.patience = 1, 0, 0.0
+        settings = [dataclasses.replace(s, name=s.name.split()[0] + " quick", block=min(s.block, 64),
+                                        batch=4, warmup=2, steps=4, window=2, repeats=1) for s in settings]
+        big = dataclasses.replace(big, name="6x384 quick", block=64, batch=2)
+        args.retries, args.patience = 0, 0.0
 
     result: dict[str, Any] = {
         "benchmark": "pretrain_char", "quick": args.quick, "machine": machine_info(),
         "compares": "practicum Trainer + TransformerLM vs a minimal loop around transformers "
                     "GPT2LMHeadModel (sdpa); quality vs nanoGPT's published baby-GPT figure",
         "flops_per_token": "6*N + 12*n_layer*n_embd*block_size; N = params without the position embedding",
+        "settings": {"busy_threshold_cores": args.busy, "retries": args.retries, "patience_s": args.patience},
     }
-    if "peak" in parts or "throughput" in parts:
+    if "peak" in parts or "throughput" in parts or "quality" in parts:
         sizes, reps = ([256, 512], 2) if args.quick else ([1024, 1536, 2048], 5)
-        result["peak"] = matmul_peak(sizes, reps, args.busy, args.patience)
-    have_corpus = args.corpus.is_file()
-    if not have_corpus and set(parts) & {"quality", "throughput", "profile"}:
+        result["peak"] = matmul_peak(sizes, reps, args)
+    if not args.corpus.is_file():
         print(f"skipping quality, throughput and profile: {args.corpus} not found")
-    if have_corpus and "quality" in parts:
+        parts = [x for x in parts if x == "peak"]
+    for i, seed in enumerate(args.seeds if "quality" in parts else []):
         wait_quiet(args.busy, args.patience)
-        if args.keep_run:
-            result["quality"] = quality_run(args.corpus, args.keep_run, args.quick)
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                result["quality"] = quality_run(args.corpus, Path(tmp) / "run", args.quick)
-        result["quality"]["mfu_fp32"] = round(result["quality"]["model_gflops"] / result["peak"]["fp32"]["gflops"], 3) \
-            if "peak" in result else None
-    if have_corpus and {"throughput", "profile"} & set(parts):
         with tempfile.TemporaryDirectory() as tmp:
-            train_ids, vocab = tinyshakespeare_ids(args.corpus, Path(tmp))
-            train_ids = np.array(train_ids)  # into memory: the temporary folder goes
+            run_dir = args.keep_run if args.keep_run and i == 0 else Path(tmp) / "run"
+            q = quality_run(args.corpus, run_dir, args.quick, seed)
+        q["mfu_fp32"] = round(q["model_gflops"] / result["peak"]["fp32"]["gflops"], 3)
+        if i == 0:
+            result["quality"] = q
+        else:  # further seeds: how much the val loss moves with the initialisation and batches
+            result.setdefault("quality_other_seeds", []).append({"seed": seed, **{
+                k: q[k] for k in ("val_loss", "val_curve", "train_time_s", "tokens_per_s", "other_cores")}})
+    if "best" in parts and "quality" in result:
+        wait_quiet(args.busy, args.patience)
+        result["best"] = best_recipe_run(args.corpus, args.quick, result["quality"])
+    if {"throughput", "profile"} & set(parts):
+        train_ids, vocab = corpus_ids(args.corpus)
         result["vocab_size"] = vocab
-        if "throughput" in parts:
-            result["throughput"] = {"repeats": args.repeats, "statistic": "median over repeats",
-                                    "busy_threshold_cores": args.busy,
-                                    "settings": {s.name: bench_setting(s, train_ids, vocab, result["peak"], args)
-                                                 for s in settings}}
-        if "profile" in parts:
-            wait_quiet(args.busy, args.patience)
-            big = SETTINGS[1] if not args.quick else Setting("6x384 ctx64", 6, 6, 384, 64, 2, 0, 1, 1)
-            result["profile"] = {"setting": big.name, "precision": "fp32",
-                                 **profile_step(big, train_ids, vocab, top=12)}
+    if "throughput" in parts:
+        result["throughput"] = {"statistic": "median over interleaved repeats", "settings": {
+            s.name: bench_setting(s, train_ids, vocab, result["peak"], args) for s in settings}}
+    if "profile" in parts:
+        result["profile"] = {"setting": big.name, "precision": "fp32",
+                             **profile_step(big, train_ids, vocab, 12, args)}
     _print_table(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -447,35 +466,36 @@ def main(argv: list[str] | None = None) -> int:
 def _print_table(result: dict) -> None:
     m = result["machine"]
     print(f"machine: {m['cpu']}, {m['logical_cores']} cores, torch {m['torch']}, {m['torch_threads']} threads")
-    if "peak" in result:
-        pk = result["peak"]
-        for name, what in (("fp32", "torch.mm fp32 (MFU denominator)"), ("bf16", "torch.mm bf16"),
-                           ("fp32_onednn", "oneDNN fp32 linear (context)")):
-            print(f"peak {what}: {pk[name]['gflops']} GFLOP/s by size {pk[name]['by_size']}, "
-                  f"others {pk[name]['other_cores']}")
+    for name, what in (("fp32", "torch.mm fp32 (MFU denominator)"), ("bf16", "torch.mm bf16 (bf16 MFU)"),
+                       ("fp32_onednn", "oneDNN fp32 linear (context)")):
+        if pk := result.get("peak", {}).get(name):
+            print(f"peak {what}: {pk['gflops']} GFLOP/s, by size {pk['by_size']}, others {pk['other_cores']}")
     if q := result.get("quality"):
-        print(f"quality (baby GPT, {q['steps']} steps): val loss {q['val_loss']} (nanoGPT ~1.88), "
-              f"train {q['train_time_s']:.0f} s, whole call {q['total_wall_s']:.0f} s, "
-              f"{q['tokens_per_s']:,} tokens/s, {q['model_gflops']} GFLOP/s, MFU(fp32) {q['mfu_fp32']}, "
-              f"others {q['other_cores']}")
+        print(f"quality (baby GPT, {q['steps']} steps): val loss {q['val_loss']} (nanoGPT ~1.88); "
+              f"train {q['train_time_s']:.0f} s, whole call {q['total_wall_s']:.0f} s; "
+              f"{q['tokens_per_s']:,} tokens/s (median row {q['median_row_tokens_per_s']:,}); "
+              f"{q['model_gflops']} GFLOP/s, MFU {q['mfu_fp32']:.1%}; others {q['other_cores']}")
+    for q in result.get("quality_other_seeds", []):
+        print(f"  seed {q['seed']}: val loss {q['val_loss']}, train {q['train_time_s']:.0f} s, "
+              f"{q['tokens_per_s']:,} tokens/s, others {q['other_cores']}")
     if t := result.get("throughput"):
         print("training tokens/s (median); peer = minimal loop + HF GPT2LMHeadModel; "
-              "min-loop = our model in that loop")
+              "min-loop = our model in that loop; MFU against the torch.mm peak of the precision")
         print(f"{'setting':<18}{'prec':>5}{'ours':>9}{'peer':>9}{'min-loop':>10}{'ours/peer':>10}"
               f"{'MFU ours':>9}{'MFU peer':>9}{'others':>8}")
         for name, r in t["settings"].items():
             for prec in ("fp32", "bf16"):
-                if prec not in r:
-                    continue
-                x, mfu = r[prec]["tokens_per_s"], r[prec]["mfu"] or {}
-                print(f"{name:<18}{prec:>5}{x['ours']:>9,}{x['peer']:>9,}{x['ours_model_min_loop']:>10,}"
-                      f"{r[prec]['ratio_ours_peer']:>10.3f}{mfu.get('ours', 0):>9.1%}{mfu.get('peer', 0):>9.1%}"
-                      f"{r[prec]['other_cores_max']:>8.2f}")
+                if prec in r:
+                    x, mfu = r[prec]["tokens_per_s"], r[prec]["mfu"] or {}
+                    print(f"{name:<18}{prec:>5}{x['ours']:>9,}{x['peer']:>9,}{x['ours_model_min_loop']:>10,}"
+                          f"{r[prec]['ratio_ours_peer']:>10.3f}{mfu.get('ours', 0):>9.1%}"
+                          f"{mfu.get('peer', 0):>9.1%}{r[prec]['other_cores_max']:>8.2f}")
     if pr := result.get("profile"):
         for who in ("ours", "peer"):
-            tops = ", ".join(f"{e['op']} {e['self_ms']:.0f}" for e in pr[who]["top"][:6])
+            tops = ", ".join(f"{e['op'].removeprefix('aten::')} {e['self_ms']:.0f}" for e in pr[who]["top"][:6])
             phases = ", ".join(f"{k} {v:.0f}" for k, v in pr[who]["phases_ms"].items())
-            print(f"profile {who} ({pr['setting']}, one fp32 step {pr[who]['step_ms']:.0f} ms; {phases}): {tops}")
+            print(f"profile {who} ({pr['setting']}, fp32 step {pr[who]['step_ms']:.0f} ms: {phases}); "
+                  f"top ops (ms): {tops}")
 
 
 if __name__ == "__main__":

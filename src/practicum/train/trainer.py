@@ -43,6 +43,8 @@ from practicum.train.runlog import RunLog
 log = logging.getLogger(__name__)
 
 Batch = dict[str, torch.Tensor]
+EVAL_LOGITS = 1 << 26
+"""Most logits one streamed validation batch may hold (64M floats, 256 MB): rows x T x vocab."""
 
 
 @dataclass
@@ -136,13 +138,15 @@ class Trainer:
     def _evaluate_stream(self, data: Batch | Any) -> dict[str, Any]:
         """Metrics accumulated batch by batch (language models: logits are too big to keep).
 
-        Batches of train.batch_size rows in order; the task's preparation (masking) of batch b
-        is seeded by (seed, b), so every validation sees the same examples.
+        Batches of eval_batch_size rows in order (fewer when the logits of a batch would pass
+        EVAL_LOGITS elements); the task's preparation (masking) of batch b is seeded by (seed, b),
+        so every validation sees the same examples.
         """
         was_training = self.model.training
         self.model.eval()
         totals = self.task.stream_start()
-        bs = self.cfg.batch_size
+        width = _take(data, torch.arange(1), 0)["tokens"].numel() * self.task.num_outputs()
+        bs = max(1, min(self.cfg.eval_batch_size, EVAL_LOGITS // max(width, 1)))
         for b, lo in enumerate(range(0, _rows(data), bs)):
             idx = torch.arange(lo, min(lo + bs, _rows(data)))
             gen = torch.Generator().manual_seed(_mix(self.cfg.seed, -1, b))
