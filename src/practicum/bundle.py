@@ -35,17 +35,10 @@ def save_bundle(
     path: Path, cfg: RunConfig, model: nn.Module, preprocessor: Any, metrics: dict[str, Any]
 ) -> Path:
     """Write a bundle folder; each file lands atomically."""
-    from practicum import __version__
-
     path.mkdir(parents=True, exist_ok=True)
     save_weights(path / "model.safetensors", model.state_dict(), {"format": "pt"})
     info = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "practicum_version": __version__,
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **_header(),
         "task": preprocessor.task,
         "model_type": cfg.model.type,
         "label_names": preprocessor.label_names,
@@ -62,6 +55,20 @@ def save_bundle(
 LM_TASKS = ("causal_lm", "masked_lm")
 
 
+def _header() -> dict[str, Any]:
+    """The first keys of every bundle.json: format, versions, time of writing."""
+    from practicum import __version__
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "practicum_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def save_lm_bundle(
     path: Path, cfg: RunConfig, model: nn.Module, tokenizer: Any, metrics: dict[str, Any],
     extra: dict[str, Any] | None = None,
@@ -70,18 +77,11 @@ def save_lm_bundle(
 
     `extra` adds keys to bundle.json (an imported model's source, its chat template).
     """
-    from practicum import __version__
-
     path.mkdir(parents=True, exist_ok=True)
     save_weights(path / "model.safetensors", model.state_dict(), {"format": "pt"})
     tokenizer.save(path / "tokenizer.json")
     info = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "practicum_version": __version__,
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **_header(),
         "task": cfg.task.type,
         "model_type": cfg.model.type,
         "vocab_size": int(model.vocab_size),

@@ -125,3 +125,13 @@ class Block(nn.Module):
         x = x + self.attn(self.ln_1(x), mask)  # (B, T, C)
         x = x + self.ffn(self.ln_2(x))  # (B, T, C)
         return x
+
+
+def gpt_init(module: nn.Module, std: float = 0.02) -> None:
+    """GPT-2's init, for `model.apply`: N(0, std) for linear and embedding weights, zero biases."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=std)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from practicum.config import LMConfig
 from practicum.errors import UserError
 from practicum.models.build import SpecLike, register_model
-from practicum.models.layers import sinusoidal_positions
+from practicum.models.layers import gpt_init, sinusoidal_positions
 
 INIT_STD = 0.02
 """Std of the normal init of linear and embedding weights (GPT-2)."""
@@ -232,7 +232,7 @@ class TransformerLM(nn.Module):
             self.nsp_head: nn.Linear | None = nn.Linear(C, 2)
         else:
             self.pooler = self.nsp_head = None
-        self.apply(_init_weights)
+        self.apply(lambda m: gpt_init(m, INIT_STD))
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith(("attn.proj.weight", "mlp.proj.weight")):
                 nn.init.normal_(p, mean=0.0, std=INIT_STD / math.sqrt(2 * cfg.n_layer))
@@ -375,14 +375,6 @@ def check_shape(cfg: LMConfig) -> None:
     if cfg.positions == "rotary" and cfg.head_size % 2:
         raise UserError(f"rotary positions need an even head size, got {cfg.head_size}")
 
-
-def _init_weights(module: nn.Module) -> None:
-    if isinstance(module, nn.Linear):
-        nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.Embedding):
-        nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
 
 
 @register_model("lm", kinds=("corpus",))

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from practicum.config import TransformerConfig
 from practicum.errors import UserError
 from practicum.models.build import SpecLike, register_model, require_vocab
-from practicum.models.layers import Block, SelfAttention, sinusoidal_positions
+from practicum.models.layers import Block, SelfAttention, gpt_init, sinusoidal_positions
 
 INIT_STD = 0.02
 """Std of the normal init of every linear and embedding weight (as in GPT-2)."""
@@ -49,7 +49,7 @@ class TransformerClassifier(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.d_model) if cfg.norm == "layer" else nn.Identity()
         self.head_drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.d_model, num_outputs)
-        self.apply(_init_weights)
+        self.apply(lambda m: gpt_init(m, INIT_STD))
         if self.cls is not None:
             nn.init.normal_(self.cls, std=INIT_STD)
         with torch.no_grad():
@@ -112,15 +112,6 @@ class TransformerClassifier(nn.Module):
             pooled = (x * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, C)
         return self.head(self.head_drop(pooled))  # (B, num_outputs)
 
-
-def _init_weights(module: nn.Module) -> None:
-    """GPT-style init: N(0, INIT_STD) for linear and embedding weights, zero biases."""
-    if isinstance(module, nn.Linear):
-        nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.Embedding):
-        nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
 
 
 @register_model("transformer", kinds=("text",))
