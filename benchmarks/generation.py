@@ -13,16 +13,19 @@ For each model, in one process, timed runs interleave (the order rotates every r
 Greedy decoding (temperature 0) in fp32, torch's default threads, torch.inference_mode. Every
 run generates exactly N new tokens a prompt (ours: stop_at_eos=False; Hugging Face:
 min_new_tokens=N). tokens/s = batch * N / wall time of the whole call (prefill included).
-One short warm-up run per runner, then the median of --repeats timed runs (the whole default
-run takes about 20 minutes on 2 cores, mostly the no-cache runs at batch 8 on the larger model,
-about a minute each; --budget 30 stops repeating a runner after 30 s of timed runs: ~9 min).
+One short warm-up run per runner, then the median of --repeats timed runs; a runner stops
+repeating once its timed runs add up to --budget seconds, so the no-cache runs at batch 8 on the
+larger model (about a minute each) run once. Default run: ~10 min on 2 cores (~22 min with
+--budget 1e9, all runners 3 times).
 
-The weights are random (seeded): speed does not depend on them. The tokenizer is a char
-tokenizer trained on Tiny Shakespeare (../shared/data/tinyshakespeare/input.txt; else the
-stdlib pydoc topics text), and prompts are 32-character slices of that text. Greedy tokens
-of every runner are compared with ours-cache's (agreement), and our logits with Hugging Face's.
+Speed does not depend on the weights: the baby GPT is trained for 200 steps first (about a
+minute) only so that its greedy output is text rather than one repeated token, which makes the
+agreement check meaningful; the larger model keeps its random (seeded) weights. The tokenizer is
+a char tokenizer trained on Tiny Shakespeare (../shared/data/tinyshakespeare/input.txt; else the
+stdlib pydoc topics text), and prompts are 32-character slices of that text. Greedy tokens of
+every runner are compared with ours-cache's (agreement), and our logits with Hugging Face's.
 
-    .venv/bin/python benchmarks/generation.py [--quick] [--repeats 3] [--budget SECONDS] [--out FILE]
+    .venv/bin/python benchmarks/generation.py [--quick] [--repeats 3] [--budget 30] [--out FILE]
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from machine import CpuWatch, machine_info
 
 from practicum.config import LMConfig
@@ -54,6 +58,9 @@ MODELS = {  # GPT-2 layout; the context must hold the prompt and 256 new tokens
     "baby-gpt": dict(preset="baby-gpt", block_size=512),
     "gpt-6x384": dict(preset="gpt2", n_layer=6, n_head=6, n_embd=384, block_size=512),
 }
+TRAIN_STEPS = {"baby-gpt": 200, "gpt-6x384": 0}
+"""AdamW steps on the corpus before measuring (speed does not depend on the weights; trained
+weights give greedy outputs that are not one repeated token, a fairer agreement check)."""
 PROMPT_LEN = 32
 MIXED_LENGTHS = [32, 12, 28, 16, 24, 20, 30, 14]
 RUNNERS = ("ours cache", "ours no-cache", "ours text", "HF cache", "HF no-cache")
@@ -150,7 +157,8 @@ def timed(run: Callable[[Setting, int], Tokens], s: Setting, new: int) -> dict:
             "other_cores": watch.other_cores, "tokens": tokens}
 
 
-def bench_setting(runners: dict[str, Callable], s: Setting, args: argparse.Namespace) -> dict:
+def bench_setting(runners: dict[str, Callable], s: Setting, args: argparse.Namespace,
+                  decode: Callable[[list[int]], str]) -> dict:
     """Warm up each runner once, then interleaved timed repeats (a busy repeat is redone)."""
     for run in runners.values():
         run(s, args.warmup_tokens)
@@ -182,6 +190,7 @@ def bench_setting(runners: dict[str, Callable], s: Setting, args: argparse.Names
     out["cache_speedup"] = round(tps["ours cache"] / tps["ours no-cache"], 2) if "ours no-cache" in tps else None
     out["ours_over_hf"] = round(tps["ours cache"] / tps["HF cache"], 3) if "HF cache" in tps else None
     out["sample"] = reference[0][:64]
+    out["sample_text"] = decode(reference[0][:64])
     return out
 
 
@@ -193,6 +202,25 @@ def agreement(reference: Tokens, tokens: Tokens) -> dict:
             "first_difference": [f for f in first if f is not None]}
 
 
+def train_briefly(model: TransformerLM, ids: torch.Tensor, steps: int, batch: int = 8,
+                  context: int = 256, lr: float = 3e-3) -> float:
+    """A few AdamW steps of next-token prediction on random windows of ids; the last loss."""
+    gen = torch.Generator().manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    model.train()
+    loss = torch.tensor(float("nan"))
+    for _ in range(steps):
+        starts = torch.randint(0, len(ids) - context - 1, (batch, 1), generator=gen)
+        rows = ids[starts + torch.arange(context + 1)]  # (B, context + 1)
+        logits = model(rows[:, :-1])  # (B, context, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), rows[:, 1:].flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    model.eval()
+    return round(float(loss), 3)
+
+
 def logits_difference(model: TransformerLM, hf: Any, s: Setting) -> float:
     """Max |our logits - Hugging Face's| over the same-length batch (export sanity check)."""
     ids = torch.tensor(s.prompts)
@@ -201,11 +229,18 @@ def logits_difference(model: TransformerLM, hf: Any, s: Setting) -> float:
 
 
 def bench_model(name: str, fields: dict, tokenizer: Tokenizer, cases: list[Setting],
-                args: argparse.Namespace) -> dict:
+                corpus_ids: torch.Tensor, args: argparse.Namespace) -> dict:
     from transformers import GPT2LMHeadModel
 
     torch.manual_seed(0)
     model = TransformerLM(LMConfig(**fields, vocab_size=tokenizer.vocab_size)).eval()
+    steps = min(TRAIN_STEPS[name], args.train_steps)
+    weights = "random (torch.manual_seed(0))"
+    if steps:
+        with CpuWatch() as watch:
+            loss = train_briefly(model, corpus_ids, steps)
+        weights = (f"trained {steps} AdamW steps (batch 8 x 256 tokens, lr 3e-3) in "
+                   f"{watch.wall_s:.0f} s, last loss {loss}")
     with tempfile.TemporaryDirectory() as folder:
         export_hf(model, tokenizer, folder)
         hf = GPT2LMHeadModel.from_pretrained(folder, dtype=torch.float32).eval()
@@ -216,12 +251,12 @@ def bench_model(name: str, fields: dict, tokenizer: Tokenizer, cases: list[Setti
     runners = {n: every[n] for n in RUNNERS if n in args.runners}
     result: dict[str, Any] = {
         "config": {k: v for k, v in model.cfg.model_dump().items() if v is not None},
-        "params": model.num_parameters(), "weights": "random (torch.manual_seed(0))",
+        "params": model.num_parameters(), "weights": weights,
         "hf_attention": hf.config._attn_implementation,
         "max_abs_logits_diff_vs_hf": logits_difference(model, hf, cases[1]), "settings": {}}
     for s in cases:
         with CpuWatch() as watch:
-            result["settings"][s.name] = bench_setting(runners, s, args)
+            result["settings"][s.name] = bench_setting(runners, s, args, tokenizer.decode)
         result["settings"][s.name]["other_cores_mean"] = watch.other_cores
         _print_row(name, s.name, result["settings"][s.name], list(runners))
     return result
@@ -237,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--new-tokens", type=int, default=256, help="new tokens per prompt")
     p.add_argument("--warmup-tokens", type=int, default=32, help="new tokens of the warm-up run")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per runner and setting (median)")
-    p.add_argument("--budget", type=float, default=None,
+    p.add_argument("--budget", type=float, default=30.0,
                    help="seconds of timed runs after which a runner gets no further repeats "
                         "(e.g. 30: the no-cache runs at batch 8 on the larger model run once)")
     p.add_argument("--busy", type=float, default=0.25,
@@ -245,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retries", type=int, default=2, help="redos of a busy run at most")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma list of {', '.join(MODELS)}")
     p.add_argument("--runners", default=",".join(RUNNERS), help=f"comma list of {', '.join(RUNNERS)}")
+    p.add_argument("--train-steps", type=int, default=max(TRAIN_STEPS.values()),
+                   help=f"at most this many training steps per model ({TRAIN_STEPS}); 0 = random")
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="text for tokenizer and prompts")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--out", type=Path, default=None, help=f"JSON result file (default {DEFAULT_OUT})")
@@ -256,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown runner/model {unknown}; 'ours cache' is always needed (the reference)")
     if args.quick:
         args.new_tokens, args.warmup_tokens, args.models = 32, 4, ["baby-gpt"]
+        args.train_steps = min(args.train_steps, 10)
         args.repeats = 1
     out = args.out or (None if args.quick else DEFAULT_OUT)
     if args.threads:
@@ -268,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     text, source = corpus_text(args.corpus)
     tokenizer = train_tokenizer("char", [text], vocab_size=256, source=source)
     cases = settings(text, tokenizer)
+    corpus_ids = torch.tensor(tokenizer.encode(text[:500_000]))
     result: dict[str, Any] = {
         "benchmark": "generation",
         "compares": "practicum generate_ids/generate (KV cache on/off) vs transformers "
@@ -285,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "once a runner's timed runs add up to budget_s)")
     _print_header(result)
     for name in args.models:
-        result["models"][name] = bench_model(name, MODELS[name], tokenizer, cases, args)
+        result["models"][name] = bench_model(name, MODELS[name], tokenizer, cases, corpus_ids, args)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
