@@ -218,7 +218,7 @@ def train_briefly(model: TransformerLM, ids: torch.Tensor, steps: int, batch: in
         loss.backward()
         opt.step()
     model.eval()
-    return round(float(loss), 3)
+    return round(float(loss.detach()), 3)
 
 
 def logits_difference(model: TransformerLM, hf: Any, s: Setting) -> float:
