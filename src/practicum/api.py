@@ -84,9 +84,12 @@ def train(
     seed_everything(cfg.train.seed)
     if is_lm_run(cfg):
         return train_lm(cfg, run_dir, bool(resume))
-    data = load_data(cfg.data, cfg.task)  # all input checks happen before anything is written
-    task = _build_task(data, cfg)
-    model = build_model(cfg.model, data.spec, task.num_outputs())
+    if cfg.model.type == "pretrained":
+        cfg, data, task, model = _finetune_setup(cfg)
+    else:
+        data = load_data(cfg.data, cfg.task)  # all input checks happen before anything is written
+        task = _build_task(data, cfg)
+        model = build_model(cfg.model, data.spec, task.num_outputs())
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = cfg.model_copy(update={"out_dir": str(run_dir)})
     (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
@@ -159,6 +162,31 @@ def export_hf(bundle: str | Path | Bundle, out: str | Path) -> Path:
     return Path(out)
 
 
+def _finetune_setup(cfg: RunConfig) -> tuple[RunConfig, Any, Any, Any]:
+    """Fine-tuning: read model.init_from, record its architecture in the config, read the data
+    with its tokenizer, build the task model with the pretrained weights, apply peft.strategy."""
+    from practicum.data import load_data
+    from practicum.models import build_model
+    from practicum.peft import apply_strategy
+    from practicum.pretrained import load_backbone
+
+    source = load_backbone(cfg.model.init_from)
+    arch = source.model.cfg.model_copy(update={"vocab_size": int(source.model.vocab_size)})
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"backbone": arch})})
+    length = min(cfg.model.max_length, arch.block_size)
+    data = load_data(cfg.data, cfg.task, source.tokenizer, length)
+    task = _build_task(data, cfg)
+    model = build_model(cfg.model, data.spec, task.num_outputs())
+    missing, _ = model.backbone.load_state_dict(source.model.state_dict(), strict=False)
+    if missing:
+        raise UserError(f"{cfg.model.init_from}: no pretrained weights for {', '.join(missing[:3])}")
+    info = apply_strategy(model, cfg.peft, cfg.train.seed)
+    log.info("fine-tuning %s (%s): %s of %s parameters train (%.2f%%)", source.source,
+             cfg.peft.strategy, f"{info['trainable']:,}", f"{info['total']:,}",
+             100 * info["trainable"] / max(info["total"], 1))
+    return cfg, data, task, model
+
+
 def _finish(cfg: RunConfig, run_dir: Path, trainer: Any, data: Any, state: Any) -> RunResult:
     from practicum.evaluate.plots import plot_confusion, plot_curves, plot_regression
     from practicum.evaluate.report import write_report
@@ -170,6 +198,12 @@ def _finish(cfg: RunConfig, run_dir: Path, trainer: Any, data: Any, state: Any) 
     if _n(data.test):
         metrics["test"] = trainer.score(outputs, data.test["target"])
     bundle = save_bundle(run_dir / "bundle", cfg, trainer.model, data.preprocessor, metrics)
+    if cfg.model.type == "pretrained" and cfg.peft.strategy != "full":  # the part that trained
+        from practicum.peft import save_adapter
+
+        save_adapter(trainer.model, bundle, {"strategy": cfg.peft.strategy,
+                                             "base": cfg.model.init_from,
+                                             "peft": cfg.peft.model_dump(mode="json")})
     _write_predictions(run_dir / "predictions.csv", trainer.task, outputs, final, data, display)
     plots = run_dir / "plots"
     plot_curves(trainer.runlog.rows(), plots)
@@ -185,6 +219,7 @@ def _finish(cfg: RunConfig, run_dir: Path, trainer: Any, data: Any, state: Any) 
         "best_value": state.best_value, "steps": state.step, "epochs_run": state.epoch,
         "stopped_early": state.stopped_early, "train_time_s": round(state.train_time_s, 3),
         "params": sum(p.numel() for p in trainer.model.parameters()),
+        "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "device": str(trainer.device), "test": _scalars(metrics.get("test", {})),
         "val": _scalars(metrics["val"]), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

@@ -144,11 +144,19 @@ class Bundle:
         preprocessor = Preprocessor.from_state(_read_json(folder / "preprocess.json"))
         task = _task_for(preprocessor, config)
         model = build_model(config.model, preprocessor.spec, task.num_outputs())
+        if config.model.type == "pretrained":
+            from practicum.peft import apply_strategy
+
+            apply_strategy(model, config.peft)  # adapters/prompt in place, so the weights fit
         weights = folder / "model.safetensors"
         if not weights.is_file():
             raise UserError(f"{weights} is missing; the bundle is incomplete, re-export it from its run")
         model.load_state_dict(load_file(weights, device=device))
         model.to(device).eval()
+        if config.model.type == "pretrained":
+            from practicum.peft import merge_lora
+
+            merge_lora(model)  # same outputs, one matmul per layer
         metrics_path = folder / "metrics.json"
         metrics = _read_json(metrics_path) if metrics_path.exists() else {}
         return cls(folder, info, config, preprocessor, model, metrics)

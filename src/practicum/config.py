@@ -109,6 +109,14 @@ class DataConfig(Section):
     """Standardise numeric features with training-split mean and std (missing values get the median)."""
     limit: Annotated[int, Field(ge=1)] | None = None
     """Use only the first N training rows (smoke tests)."""
+    shots: Annotated[int, Field(ge=1)] | None = None
+    """Few-shot: train on K examples per class drawn (seeded by data.split.seed) from the training split; val/test stay whole."""
+    leakage: Literal["error", "warn", "off"] = "error"
+    """Text data: exact or near-duplicate rows shared by train and val/test stop the run (error), are only reported (warn), or are not checked (off)."""
+    leakage_threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.95
+    """Two texts are near duplicates at or above this cosine similarity of their character 3-5-gram TF-IDF vectors."""
+    dedupe: bool = False
+    """Drop training rows that duplicate (exactly or nearly) a val/test row, instead of stopping."""
     split: SplitConfig = Field(default_factory=SplitConfig)
     """Train/val/test split."""
     text: TextConfig = Field(default_factory=TextConfig)
@@ -322,8 +330,26 @@ class LMConfig(Section):
         return self.n_embd // self.n_head
 
 
+class PretrainedConfig(Section):
+    """A pretrained Transformer (bundle, Hugging Face folder, .gguf or shipped model) with a task
+    head; peft.strategy says which weights train."""
+
+    type: Literal["pretrained"] = "pretrained"
+    """Model architecture (see `practicum config fields`)."""
+    init_from: str = "all-MiniLM-L6-v2"
+    """The pretrained model: a practicum LM bundle, a Hugging Face folder (GPT-2, BERT, LLaMA), a .gguf file, or a shipped name (all-MiniLM-L6-v2, SmolLM2-135M-Instruct)."""
+    pooling: Literal["auto", "cls", "mean", "last"] = "auto"
+    """How token states become one vector for the head: first token, mean over real tokens, or last real token; auto: mean for encoders, last for causal models."""
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    """Dropout on the pooled vector before the head."""
+    max_length: Annotated[int, Field(ge=2)] = 128
+    """Tokens kept per example (the model's own tokenizer, specials included); longer texts are cut."""
+    backbone: LMConfig | None = None
+    """The pretrained architecture, filled in from init_from when a run starts (leave null)."""
+
+
 ModelConfig = Annotated[
-    MLPConfig | LeNetConfig | ResNetConfig | RNNConfig | TransformerConfig | LMConfig,
+    MLPConfig | LeNetConfig | ResNetConfig | RNNConfig | TransformerConfig | LMConfig | PretrainedConfig,
     Field(discriminator="type"),
 ]
 
@@ -402,6 +428,27 @@ class TaskConfig(Section):
     """masked_lm: also train next-sentence prediction on sentence pairs (needs model.pooler)."""
 
 
+class PeftConfig(Section):
+    strategy: Literal["full", "freeze", "linear_probe", "lora", "prompt_tuning"] = "full"
+    """Which weights of a pretrained model train: full (all), freeze (embeddings and the lower freeze_layers blocks frozen), linear_probe (only the head), lora (low-rank adapters + head), prompt_tuning (soft prompt + head)."""
+    freeze_layers: Annotated[int, Field(ge=0)] | None = None
+    """freeze: frozen blocks counted from the bottom; null freezes the lower half."""
+    layer_lr_decay: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    """Discriminative learning rates: block i of n trains at lr * decay^(n - i), embeddings at lr * decay^(n + 1); 1.0 = one lr."""
+    lora_r: Annotated[int, Field(ge=1)] = 8
+    """LoRA rank."""
+    lora_alpha: Annotated[float, Field(gt=0.0)] = 16.0
+    """LoRA scale numerator: the update is (alpha / r) * B A."""
+    lora_dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Dropout on the LoRA branch's input."""
+    lora_targets: list[str] = Field(default_factory=lambda: ["attn.qkv", "attn.proj", "mlp.fc", "mlp.proj"])
+    """Linear layers that get adapters: module-name patterns (fnmatch; a pattern without '*' matches a name ending in it)."""
+    prompt_tokens: Annotated[int, Field(ge=1)] = 20
+    """prompt_tuning: trainable soft-prompt vectors put before every input."""
+    prompt_init: Literal["vocab", "random"] = "vocab"
+    """prompt_tuning: start the soft prompt from embeddings of random vocabulary tokens or from N(0, 0.02)."""
+
+
 class RunConfig(Section):
     name: str = "run"
     """Run name (used in reports)."""
@@ -411,6 +458,8 @@ class RunConfig(Section):
     model: ModelConfig = Field(default_factory=LeNetConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     task: TaskConfig = Field(default_factory=TaskConfig)
+    peft: PeftConfig = Field(default_factory=PeftConfig)
+    """Fine-tuning strategy for model.type pretrained."""
 
 
 # ---------------------------------------------------------------- loading
@@ -500,7 +549,8 @@ def field_help(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tup
 
 
 MODEL_CONFIGS: dict[str, type[Section]] = {
-    c().type: c for c in (MLPConfig, LeNetConfig, ResNetConfig, RNNConfig, TransformerConfig, LMConfig)
+    c().type: c
+    for c in (MLPConfig, LeNetConfig, ResNetConfig, RNNConfig, TransformerConfig, LMConfig, PretrainedConfig)
 }
 
 

@@ -39,7 +39,7 @@ def test_every_model_type_in_the_config_is_registered():
 def test_models_for_each_kind():
     assert models_for("tabular") == ["mlp"]
     assert models_for("image") == ["lenet", "mlp", "resnet"]
-    assert models_for("text") == ["rnn", "transformer"]
+    assert models_for("text") == ["pretrained", "rnn", "transformer"]
 
 
 def test_build_picks_the_class(spec_of, text_spec, tabular_spec):
@@ -68,7 +68,7 @@ def test_wrong_pairing_message_is_the_contract_one(text_spec):
     with pytest.raises(UserError) as err:
         build_model(LeNetConfig(), text_spec, 3)
     assert str(err.value) == (
-        "model.type 'lenet' needs image data but data.path gives text; use rnn or transformer"
+        "model.type 'lenet' needs image data but data.path gives text; use pretrained or rnn or transformer"
     )
 
 
@@ -76,10 +76,10 @@ def test_wrong_pairing_message_is_the_contract_one(text_spec):
     ("cfg", "kind", "needs", "fits"),
     [
         (LeNetConfig(), "tabular", "image", "mlp"),
-        (ResNetConfig(), "text", "image", "rnn or transformer"),
+        (ResNetConfig(), "text", "image", "pretrained or rnn or transformer"),
         (RNNConfig(), "image", "text", "lenet or mlp or resnet"),
         (TransformerConfig(), "tabular", "text", "mlp"),
-        (MLPConfig(), "text", "tabular or image", "rnn or transformer"),
+        (MLPConfig(), "text", "tabular or image", "pretrained or rnn or transformer"),
     ],
 )
 def test_wrong_pairings(spec_of, cfg, kind, needs, fits):

@@ -29,10 +29,19 @@ log = logging.getLogger(__name__)
 IMAGE_TARGET = "label"
 
 
-def load_data(data: DataConfig, task: TaskConfig) -> DataSplits:
-    """Read data.path (+ val_path/test_path), split deterministically, fit on train, transform all."""
+def load_data(data: DataConfig, task: TaskConfig, tokenizer: Any = None,
+              max_length: int | None = None) -> DataSplits:
+    """Read data.path (+ val_path/test_path), split deterministically, fit on train, transform all.
+
+    With `tokenizer` (fine-tuning a pretrained model) text is read with it, train/val/test are
+    checked for shared rows first (data.leakage, data.dedupe), and data.shots applies.
+    """
     parts, kind, resolved, features, target = _split_raw(data, task)
-    pre = Preprocessor.fit(parts.train, data, kind, resolved, features, target)
+    if tokenizer is not None and kind == "text":
+        parts = _check_leakage(parts, data, features)
+    if data.shots is not None:
+        parts = _few_shot(parts, data, resolved, target)
+    pre = Preprocessor.fit(parts.train, data, kind, resolved, features, target, tokenizer, max_length)
     return DataSplits(
         train=pre.transform(parts.train, with_target=True, source=parts.train.source),
         val=pre.transform(parts.val, with_target=True, source=parts.val.source),
@@ -73,6 +82,41 @@ def _split_raw(data: DataConfig, task: TaskConfig) -> tuple[Any, Kind, str, list
     if resolved == "classification":
         labels = np.array(value_keys(target_values(train, target)), dtype=object)
     return split_data(train, labels, data.split, val, test), kind, resolved, features, target
+
+
+def _check_leakage(parts: Any, data: DataConfig, features: list[str]) -> Any:
+    """Report rows of val/test that (nearly) repeat a training row; stop, warn or dedupe."""
+    from practicum.data.leakage import check_splits, drop_leaks
+    from practicum.data.text import column_text
+
+    if data.leakage == "off":
+        return parts
+    train = column_text(parts.train.frame, features)
+    others = {name: column_text(getattr(parts, name).frame, features)
+              for name in ("val", "test") if getattr(parts, name) is not None}
+    report = check_splits(train, others, allow=data.leakage == "warn" or data.dedupe,
+                          near_threshold=data.leakage_threshold)
+    for line in report.summary().splitlines():
+        log.info("leakage check: %s", line)
+    if data.dedupe:
+        keep = drop_leaks(train, report)
+        if len(keep) < len(train):
+            log.warning("data.dedupe: dropped %d training row(s) that repeat val/test rows",
+                        len(train) - len(keep))
+            parts.train = parts.train.take(keep)
+    return parts
+
+
+def _few_shot(parts: Any, data: DataConfig, task: str, target: str) -> Any:
+    """Keep K training examples per class (seeded by data.split.seed); val/test stay whole."""
+    from practicum.fewshot import sample_k_shot
+
+    if task != "classification":
+        raise UserError("data.shots draws K examples per class; it needs a classification target")
+    labels = target_values(parts.train, target).astype(str).to_numpy()
+    parts.train = parts.train.take(sample_k_shot(labels, data.shots, data.split.seed))
+    log.info("few-shot: %d training rows (%d per class)", len(parts.train), data.shots)
+    return parts
 
 
 def _read_other(path: str | None, data: DataConfig, field: str, train: RawData) -> RawData | None:

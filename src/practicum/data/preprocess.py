@@ -24,14 +24,14 @@ from practicum.data.raw import ImageSet, RawData, Table
 from practicum.data.spec import Batch, InputSpec, Kind, Task
 from practicum.data.tabular import TabularEncoder
 from practicum.data.targets import TargetEncoder
-from practicum.data.text import PAD_ID, TextEncoder, column_text
+from practicum.data.text import PAD_ID, PretrainedTextEncoder, TextEncoder, column_text
 from practicum.errors import UserError
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 _DISPLAY_CHARS = 80
-Encoder = TabularEncoder | TextEncoder | ImageEncoder
+Encoder = TabularEncoder | TextEncoder | PretrainedTextEncoder | ImageEncoder
 
 
 class Preprocessor:
@@ -58,16 +58,20 @@ class Preprocessor:
 
     @classmethod
     def fit(
-        cls, train: RawData, data: DataConfig, kind: Kind, task: Task, features: list[str], target: str
+        cls, train: RawData, data: DataConfig, kind: Kind, task: Task, features: list[str], target: str,
+        tokenizer: Any = None, max_length: int | None = None,
     ) -> Preprocessor:
-        """Measure everything on the training split only."""
+        """Measure everything on the training split only. With `tokenizer` (a pretrained model's),
+        text columns are read with it, up to max_length tokens, instead of a fitted vocabulary."""
         inputs: Encoder
         if isinstance(train, ImageSet):
             inputs = ImageEncoder.fit(train.images, data.image.normalize)
             y: Any = train.labels
         else:
             frame = train.frame
-            if kind == "text":
+            if kind == "text" and tokenizer is not None:
+                inputs = PretrainedTextEncoder(features, max_length or 128, tokenizer)
+            elif kind == "text":
                 inputs = TextEncoder.fit(column_text(frame, features), features, data.text)
             else:
                 inputs = TabularEncoder.fit(
@@ -86,6 +90,8 @@ class Preprocessor:
             return InputSpec("image", image_shape=(c, h, w))
         if isinstance(enc, TextEncoder):
             return InputSpec("text", vocab_size=enc.vocab_size, max_length=enc.max_length, pad_id=PAD_ID)
+        if isinstance(enc, PretrainedTextEncoder):
+            return InputSpec("text", vocab_size=enc.vocab_size, max_length=enc.max_length, pad_id=enc.pad_id)
         return InputSpec("tabular", num_features=enc.num_features, cat_cardinalities=enc.cardinalities)
 
     # ------------------------------------------------------------ transform
@@ -107,7 +113,7 @@ class Preprocessor:
         if not isinstance(raw, pd.DataFrame):
             raise UserError(f"{source}: expected a table with columns {', '.join(self.features)}")
         check_columns(raw, source, self.features, "a feature column of the trained model")
-        if isinstance(self.inputs, TextEncoder):
+        if isinstance(self.inputs, TextEncoder | PretrainedTextEncoder):
             batch = self.inputs.transform(raw)
         else:
             batch = self.inputs.transform(raw, source)
@@ -198,6 +204,8 @@ class Preprocessor:
                 f"(this practicum reads {STATE_VERSION}); retrain the model"
             )
         encoders = {"image": ImageEncoder, "text": TextEncoder, "tabular": TabularEncoder}
+        if state["kind"] == "text" and "tokenizer_json" in state["inputs"]:
+            encoders["text"] = PretrainedTextEncoder
         inputs = encoders[state["kind"]].from_state(state["inputs"])
         return cls(
             state["kind"],

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from practicum.config import TextConfig
+from practicum.data.tokenizers import Tokenizer
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -88,3 +89,79 @@ class TextEncoder:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TextEncoder:
         return cls(**state)
+
+
+# ---------------------------------------------------------------- pretrained tokenizers
+
+
+def encode_texts(tokenizer: Tokenizer, texts: list[str], max_length: int,
+                 pad_id: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids with the model's own specials ([CLS] .. [SEP] for BERT), cut to max_length and
+    right-padded to the longest text: (ids (N, T) int64, mask (N, T) bool)."""
+    rows = tokenizer.encode_batch(list(texts), add_special=True)
+    rows = [_truncate(r, max_length) or [_pad_id(tokenizer, pad_id)] for r in rows]
+    width = max((len(r) for r in rows), default=1)
+    ids = torch.full((len(rows), width), _pad_id(tokenizer, pad_id), dtype=torch.int64)
+    mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.int64)
+        mask[i, : len(r)] = True
+    return ids, mask
+
+
+def _truncate(ids: list[int], max_length: int) -> list[int]:
+    """Keep the first max_length - 1 ids and the last one (so a closing [SEP] survives)."""
+    if len(ids) <= max_length:
+        return ids
+    return ids[: max_length - 1] + ids[-1:]
+
+
+def _pad_id(tokenizer: Tokenizer, pad_id: int | None) -> int:
+    if pad_id is not None:
+        return pad_id
+    for role in ("pad", "eos", "unk"):
+        found = tokenizer._id(role)
+        if found is not None:
+            return found
+    return 0
+
+
+@dataclass
+class PretrainedTextEncoder:
+    """Text columns read with a pretrained model's own tokenizer (model.type pretrained).
+
+    The tokenizer travels inside the state (its JSON), so a bundle needs nothing else.
+    """
+
+    columns: list[str]
+    max_length: int
+    tokenizer: Tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    @property
+    def pad_id(self) -> int:
+        return _pad_id(self.tokenizer, None)
+
+    def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """{"tokens": (N, T) int64 with the model's specials, right-padded; "mask": (N, T) bool}."""
+        tokens, mask = encode_texts(self.tokenizer, texts, self.max_length)
+        return {"tokens": tokens, "mask": mask}
+
+    def transform(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
+        return self.encode(column_text(frame, self.columns))
+
+    def state(self) -> dict[str, Any]:
+        return {"columns": list(self.columns), "max_length": self.max_length,
+                "tokenizer_json": self.tokenizer.inner.to_str(),
+                "special_tokens": dict(self.tokenizer.specials)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PretrainedTextEncoder:
+        from tokenizers import Tokenizer as HFTokenizer
+
+        inner = HFTokenizer.from_str(state["tokenizer_json"])
+        return cls(list(state["columns"]), int(state["max_length"]),
+                   Tokenizer(inner, dict(state["special_tokens"])))

@@ -14,6 +14,7 @@ from practicum.models.build import DATA_KINDS, MODELS, SpecLike, build_model, mo
 from practicum.models.cnn import LeNet, ResNet
 from practicum.models.lm import KVCache, TransformerLM
 from practicum.models.mlp import MLP, ImageMLP
+from practicum.models.pretrained import PretrainedClassifier
 from practicum.models.rnn import RNNClassifier
 from practicum.models.transformer import TransformerClassifier
 
@@ -21,6 +22,7 @@ __all__ = [
     "DATA_KINDS",
     "MLP",
     "MODELS",
+    "PretrainedClassifier",
     "ImageMLP",
     "KVCache",
     "LeNet",

@@ -284,13 +284,18 @@ class TransformerLM(nn.Module):
 
     def hidden_states(self, tokens: Tensor, mask: Tensor | None = None,
                       token_types: Tensor | None = None, positions: Tensor | None = None,
-                      cache: KVCache | None = None) -> Tensor:
+                      cache: KVCache | None = None, prefix: Tensor | None = None) -> Tensor:
         """The last layer's states (after the final norm): (B, T, C).
 
         tokens (B, T) int64. mask: (B, S) bool, True = a real token, over every key position
         (S = cached + T); None = all real. positions: (B, T) int64; None = cached .. cached + T - 1.
+        prefix: (P, C) embeddings put before the tokens' (prompt tuning); T then counts them too,
+        and mask, token_types and positions must cover all P + T positions.
         """
-        B, T = tokens.shape
+        x = self.wte(tokens)  # (B, T, C)
+        if prefix is not None:
+            x = torch.cat((prefix.to(x.dtype).expand(x.size(0), -1, -1), x), dim=1)
+        B, T = x.shape[:2]
         start = cache.length if cache is not None else 0
         if cache is not None and start + T > cache.max_len:
             raise UserError(f"the KV cache holds {cache.max_len} positions and is full; "
@@ -308,7 +313,6 @@ class TransformerLM(nn.Module):
                 f"position {int(positions.max())} is past the context "
                 f"(model.block_size {self.cfg.block_size}); shorten the input"
             )
-        x = self.wte(tokens)  # (B, T, C)
         if self.wpe is not None and plain_positions:  # one (T, C) slice, broadcast over the batch
             x = x + self.wpe.weight[start : start + T]
         elif self.wpe is not None:
@@ -316,7 +320,7 @@ class TransformerLM(nn.Module):
         elif self.cfg.positions == "sinusoidal":
             x = x + self.pos_table[positions]
         if self.wtt is not None:
-            types = token_types if token_types is not None else torch.zeros_like(tokens)
+            types = token_types if token_types is not None else torch.zeros_like(x[..., 0], dtype=torch.long)
             x = x + self.wtt(types)
         if self.emb_norm is not None:
             x = self.emb_norm(x)

@@ -11,20 +11,31 @@ from practicum.config import TrainConfig
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay matrices and conv kernels; never biases, norm weights or embeddings' 1-d params."""
-    decay, no_decay = [], []
-    for _, param in model.named_parameters():
+    """Decay matrices and conv kernels; never biases, norm weights or embeddings' 1-d params.
+
+    A model with an `lr_scales` dict (name -> multiplier; discriminative fine-tuning) gets one
+    group per (decay, multiplier) with "lr_scale" set; build_optimizer applies it to the lr.
+    """
+    scales: dict[str, float] = getattr(model, "lr_scales", None) or {}
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (decay if param.dim() >= 2 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    return groups
+        key = (param.dim() >= 2, scales.get(name, 1.0))
+        groups.setdefault(key, []).append(param)
+    out = []
+    for (decay, scale), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[0][1])):
+        group = {"params": params, "weight_decay": weight_decay if decay else 0.0}
+        if scale != 1.0:
+            group["lr_scale"] = scale
+        out.append(group)
+    return out or [{"params": [], "weight_decay": weight_decay}]
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     groups = param_groups(model, cfg.weight_decay)
+    for group in groups:
+        group["lr"] = cfg.lr * group.get("lr_scale", 1.0)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     if cfg.optimizer == "adam":  # classic Adam: weight decay as an L2 term in the gradient
@@ -67,7 +78,7 @@ def build_scheduler(
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
-            max_lr=cfg.lr,
+            max_lr=[cfg.lr * g.get("lr_scale", 1.0) for g in optimizer.param_groups],
             total_steps=max(total_steps, 2),
             pct_start=max(0.01, warmup_steps(cfg, total_steps) / max(total_steps, 1) or 0.3),
             cycle_momentum=cfg.optimizer == "sgd",
