@@ -84,8 +84,14 @@ def train(
     seed_everything(cfg.train.seed)
     if is_lm_run(cfg):
         return train_lm(cfg, run_dir, bool(resume))
+    if cfg.model.type == "pretrained" and cfg.task.type == "sft":
+        from practicum.finetuning import train_sft
+
+        return train_sft(cfg, run_dir, bool(resume))
     if cfg.model.type == "pretrained":
-        cfg, data, task, model = _finetune_setup(cfg)
+        from practicum.finetuning import finetune_setup
+
+        cfg, data, task, model = finetune_setup(cfg)
     else:
         data = load_data(cfg.data, cfg.task)  # all input checks happen before anything is written
         task = _build_task(data, cfg)
@@ -122,6 +128,18 @@ def pretrain(
                 f"masked_lm), got model.type {cfg.model.type}; use `practicum train` for it"
             )
     return train(config if config is not None else "pretrain_char", overrides, resume)
+
+
+def ladder(config: RunConfig | str | Path | dict[str, Any], overrides: list[str] | None = None,
+           out_dir: str | Path | None = None) -> Any:
+    """Compare zero-shot, few-shot, prompt tuning, linear probe, LoRA and full fine-tuning of
+    one pretrained model on one split (config.ladder says which and how); writes ladder.json,
+    ladder.md and ladder.html into out_dir (default: the recipe's out_dir + '-ladder')."""
+    from practicum.ladder import run_ladder
+
+    cfg = resolve_config(config, overrides)
+    out = _fresh_dir(Path(out_dir) if out_dir else Path(f"{cfg.out_dir}-ladder"))
+    return run_ladder(cfg, out)
 
 
 def import_model(source: str | Path, out: str | Path) -> Path:
@@ -162,29 +180,15 @@ def export_hf(bundle: str | Path | Bundle, out: str | Path) -> Path:
     return Path(out)
 
 
-def _finetune_setup(cfg: RunConfig) -> tuple[RunConfig, Any, Any, Any]:
-    """Fine-tuning: read model.init_from, record its architecture in the config, read the data
-    with its tokenizer, build the task model with the pretrained weights, apply peft.strategy."""
-    from practicum.data import load_data
-    from practicum.models import build_model
-    from practicum.peft import apply_strategy
-    from practicum.pretrained import load_backbone
+def export_peft(bundle: str | Path | Bundle, out: str | Path) -> Path:
+    """Write a LoRA bundle's adapters in the PEFT library's format (adapter_config.json +
+    adapter_model.safetensors) for the Hugging Face twin of its base model."""
+    from practicum.peft.export import export_peft as write_peft
 
-    source = load_backbone(cfg.model.init_from)
-    arch = source.model.cfg.model_copy(update={"vocab_size": int(source.model.vocab_size)})
-    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"backbone": arch})})
-    length = min(cfg.model.max_length, arch.block_size)
-    data = load_data(cfg.data, cfg.task, source.tokenizer, length)
-    task = _build_task(data, cfg)
-    model = build_model(cfg.model, data.spec, task.num_outputs())
-    missing, _ = model.backbone.load_state_dict(source.model.state_dict(), strict=False)
-    if missing:
-        raise UserError(f"{cfg.model.init_from}: no pretrained weights for {', '.join(missing[:3])}")
-    info = apply_strategy(model, cfg.peft, cfg.train.seed)
-    log.info("fine-tuning %s (%s): %s of %s parameters train (%.2f%%)", source.source,
-             cfg.peft.strategy, f"{info['trainable']:,}", f"{info['total']:,}",
-             100 * info["trainable"] / max(info["total"], 1))
-    return cfg, data, task, model
+    b = bundle if isinstance(bundle, Bundle) else load(bundle)
+    model_cfg = b.config.model
+    base = getattr(model_cfg, "init_from", None) or b.info.get("source")
+    return write_peft(b.model, out, base=base)
 
 
 def _finish(cfg: RunConfig, run_dir: Path, trainer: Any, data: Any, state: Any) -> RunResult:

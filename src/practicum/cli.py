@@ -108,6 +108,23 @@ def cmd_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
     return _print_lm_result(result)
 
 
+def cmd_ladder(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+    from practicum.config import parse_overrides
+    from practicum.ladder_page import ladder_markdown
+
+    overrides = parse_overrides(extra)
+    if args.rungs:
+        overrides.append(f"ladder.rungs=[{args.rungs}]")
+    for flag in ("shots", "seeds"):
+        if getattr(args, flag) is not None:
+            overrides.append(f"ladder.{flag}={getattr(args, flag)}")
+    result = api.ladder(args.recipe, overrides, args.out)
+    print(ladder_markdown(result))
+    print(f"ladder page: {Path(result.out_dir) / 'ladder.html'}")
+    return 0
+
+
 def _print_lm_result(result: Any) -> int:
     val = result.metrics.get("val") or {}
     shown = [f"{k} {val[k]:.4f}" for k in ("loss", "perplexity", "bpc", "bits_per_byte",
@@ -189,6 +206,14 @@ def cmd_export_hf(args: argparse.Namespace, extra: list[str]) -> int:
 
     out = api.export_hf(args.bundle, args.out)
     print(f"wrote a Hugging Face folder to {out} (config.json, model.safetensors, tokenizer files)")
+    return 0
+
+
+def cmd_export_peft(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+
+    out = api.export_peft(args.bundle, args.out)
+    print(f"wrote a PEFT LoRA adapter to {out} (adapter_config.json, adapter_model.safetensors)")
     return 0
 
 
@@ -306,6 +331,14 @@ def _parser() -> argparse.ArgumentParser:
     pt.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
                     help="continue a killed run exactly (its folder, default the recipe's out_dir)")
 
+    la = _cmd(sub, "ladder", cmd_ladder,
+              "compare zero-shot, few-shot, prompt tuning, linear probe, LoRA and full fine-tuning", True)
+    la.add_argument("recipe", help="a fine-tuning recipe (model.type pretrained), e.g. banking77_minilm")
+    la.add_argument("--rungs", default=None, help="comma-separated subset, e.g. zero_shot,few_shot,lora")
+    la.add_argument("--shots", type=int, default=None, help="examples per class for few_shot (default 8)")
+    la.add_argument("--seeds", type=int, default=None, help="repeats of the cheap rungs (default 5)")
+    la.add_argument("--out", default=None, help="output folder (default: the recipe's out_dir + -ladder)")
+
     g = _cmd(sub, "generate", cmd_generate, "generate text with a causal language-model bundle")
     g.add_argument("bundle")
     g.add_argument("--prompt", action="append", required=True,
@@ -337,6 +370,11 @@ def _parser() -> argparse.ArgumentParser:
     ex = _cmd(sub, "export-hf", cmd_export_hf, "write a language-model bundle as a Hugging Face folder")
     ex.add_argument("bundle")
     ex.add_argument("--out", required=True, help="folder to write (config.json, model.safetensors, ...)")
+
+    ep = _cmd(sub, "export-peft", cmd_export_peft,
+              "write a LoRA bundle's adapters in the PEFT library's format")
+    ep.add_argument("bundle")
+    ep.add_argument("--out", required=True, help="folder to write (adapter_config.json, adapter_model.safetensors)")
 
     c = sub.add_parser("config", help="show configs and fields").add_subparsers(metavar="ACTION")
     s = _cmd(c, "show", cmd_config_show, "print the fully resolved config", True)

@@ -344,6 +344,8 @@ class PretrainedConfig(Section):
     """Dropout on the pooled vector before the head."""
     max_length: Annotated[int, Field(ge=2)] = 128
     """Tokens kept per example (the model's own tokenizer, specials included); longer texts are cut."""
+    chat_template: str | None = "auto"
+    """sft: render examples with the model's chat template (auto: when it has one), a Jinja template of your own, or none for plain "prompt\\nresponse"."""
     backbone: LMConfig | None = None
     """The pretrained architecture, filled in from init_from when a run starts (leave null)."""
 
@@ -365,6 +367,8 @@ class TrainConfig(Section):
     """Examples per micro-batch."""
     eval_batch_size: Annotated[int, Field(ge=1)] = 512
     """Examples per batch during validation, test and prediction."""
+    group_by_length: bool = False
+    """Text: batch rows of similar length together (sorted within random chunks of 50 batches, batches shuffled), so less padding is computed."""
     grad_accum: Annotated[int, Field(ge=1)] = 1
     """Micro-batches per optimizer step; the loss is averaged over all of them."""
     optimizer: Literal["sgd", "adam", "adamw"] = "adamw"
@@ -420,8 +424,12 @@ class TrainConfig(Section):
 
 
 class TaskConfig(Section):
-    type: Literal["auto", "classification", "regression", "causal_lm", "masked_lm"] = "auto"
-    """classification, regression, or auto (regression when the target is float with many distinct values); causal_lm (GPT) or masked_lm (BERT) pretrain a model.type lm on a text corpus."""
+    type: Literal["auto", "classification", "regression", "causal_lm", "masked_lm", "sft"] = "auto"
+    """classification, regression, or auto (regression when the target is float with many distinct values); causal_lm (GPT) or masked_lm (BERT) pretrain a model.type lm on a text corpus; sft fine-tunes a pretrained causal LM on prompt/response pairs."""
+    prompt_field: str = "prompt"
+    """sft: the field holding each example's prompt."""
+    response_field: str = "response"
+    """sft: the field holding the response the model learns to give (the only tokens with a loss)."""
     mlm_probability: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
     """masked_lm: share of tokens chosen for prediction (80% masked, 10% random, 10% kept)."""
     nsp: bool = False
@@ -449,6 +457,19 @@ class PeftConfig(Section):
     """prompt_tuning: start the soft prompt from embeddings of random vocabulary tokens or from N(0, 0.02)."""
 
 
+class LadderConfig(Section):
+    rungs: list[Literal["zero_shot", "few_shot", "prompt_tuning", "linear_probe", "lora", "full"]] = Field(
+        default_factory=lambda: ["zero_shot", "few_shot", "prompt_tuning", "linear_probe", "lora", "full"])
+    """`practicum ladder`: the rungs to run, cheapest first."""
+    shots: Annotated[int, Field(ge=1)] = 8
+    """Examples per class for the few_shot rung (demonstrations in all, for a causal LM)."""
+    seeds: Annotated[int, Field(ge=1)] = 5
+    """Repeats of the cheap rungs (few_shot) with other draws, for a 95% interval."""
+    overrides: dict[str, list[str]] = Field(default_factory=lambda: {
+        "prompt_tuning": ["train.lr=3e-2"], "linear_probe": ["train.lr=1e-2"], "lora": ["train.lr=1e-3"]})
+    """Extra section.field=value overrides per training rung (adapters and heads want higher learning rates than full fine-tuning)."""
+
+
 class RunConfig(Section):
     name: str = "run"
     """Run name (used in reports)."""
@@ -460,6 +481,8 @@ class RunConfig(Section):
     task: TaskConfig = Field(default_factory=TaskConfig)
     peft: PeftConfig = Field(default_factory=PeftConfig)
     """Fine-tuning strategy for model.type pretrained."""
+    ladder: LadderConfig = Field(default_factory=LadderConfig)
+    """`practicum ladder`: which fine-tuning rungs to compare and how."""
 
 
 # ---------------------------------------------------------------- loading

@@ -106,7 +106,7 @@ def load_backbone(source: str | Path) -> Backbone:
     elif path.is_dir() and (path / "config.json").is_file():
         from practicum.models.hf import import_hf
 
-        model, tokenizer, info = import_hf(path)
+        model, tokenizer, info = import_hf(path, warn_missing_heads=False)  # a backbone needs no LM head
     else:
         raise UserError(
             f"pretrained source {path}: not a practicum bundle (bundle.json), a Hugging Face "

@@ -164,7 +164,16 @@ def test_loaders_write_nothing(gen: SimpleNamespace, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
-def test_json_object_of_splits(tmp_path: Path) -> None:
-    (tmp_path / "d.json").write_text('{\n "train": [["hi", "greet"]],\n "test": []\n}\n')
-    msg = _error(tmp_path / "d.json")
-    assert "d.json: holds one JSON object (keys: train, test), not records" in msg
+def test_json_object_of_splits_is_read_and_bad_pairs_are_named(tmp_path: Path) -> None:
+    from practicum.data.formats import read_source
+
+    good = tmp_path / "d.json"
+    good.write_text('{"train": [["hi", "greet"], ["bye", "leave"]], "val": [["hey", "greet"]], '
+                    '"test": [["ciao", "leave"]], "oos_test": [["x", "oos"]]}')
+    loaded = read_source(str(good))
+    assert loaded.train.frame.to_dict("list") == {"text": ["hi", "bye"], "label": ["greet", "leave"]}
+    assert len(loaded.val) == 1 and len(loaded.test) == 1 and loaded.target == "label"
+    (tmp_path / "bad.json").write_text('{\n "train": [["hi", "greet", 3]],\n "test": []\n}\n')
+    assert "split 'train' must be a list of [text, label] pairs" in _error(tmp_path / "bad.json")
+
+

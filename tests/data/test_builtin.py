@@ -14,7 +14,8 @@ from practicum.data import builtin as builtin_module
 from practicum.data.builtin import load_builtin
 from practicum.errors import UserError
 
-NAMES = {"digits", "iris", "wine", "breast_cancer", "diabetes", "penguins", "chatterbot", "fashion_mnist"}
+NAMES = {"digits", "iris", "wine", "breast_cancer", "diabetes", "penguins", "chatterbot", "chatterbot_pairs",
+         "fashion_mnist"}
 
 
 def test_list_datasets_rows() -> None:
@@ -59,6 +60,15 @@ def test_penguins_through_the_csv_reader(gen: SimpleNamespace) -> None:
     splits = load_data(gen.config("builtin:penguins"), TaskConfig())
     assert splits.label_names == ["Adelie", "Chinstrap", "Gentoo"]
     assert splits.spec.num_features == 5 + 3 + 2  # numerics + island one-hot + sex one-hot
+
+
+def test_chatterbot_pairs_are_consecutive_turns() -> None:
+    pytest.importorskip("chatterbot_corpus", reason="chatterbot-corpus is not installed")
+    frame = load_builtin("chatterbot_pairs").train.frame
+    assert list(frame.columns) == ["prompt", "response", "topic"]
+    assert len(frame) == DATASETS.get("chatterbot_pairs").rows
+    first = frame.iloc[0]
+    assert first.prompt and first.response and first.prompt != first.response
 
 
 def test_chatterbot_text_classes(gen: SimpleNamespace) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from finetune_data import finetune_config
 from safetensors.torch import load_file
 
 from practicum import api
@@ -20,8 +21,6 @@ from practicum.peft.lora import lora_layers
 from practicum.pretrained import load_backbone
 from practicum.train.optim import build_optimizer
 from practicum.train.trainer import Trainer
-
-from .conftest import finetune_config
 
 STRATEGIES = ["full", "freeze", "linear_probe", "lora", "prompt_tuning"]
 

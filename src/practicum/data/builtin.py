@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,7 @@ FASHION_MNIST_CLASSES = (
 class BuiltinDataset:
     name: str
     kind: Kind
-    task: Task
+    task: Task | Literal["sft"]
     rows: int
     description: str
     source: str
@@ -52,7 +52,7 @@ DATASETS: Registry[BuiltinDataset] = Registry("data set")
 
 
 def _builtin(
-    name: str, kind: Kind, task: Task, rows: int, description: str, source: str,
+    name: str, kind: Kind, task: Task | Literal["sft"], rows: int, description: str, source: str,
     available: Callable[[], bool] | None = None, install_hint: str = "",
 ) -> Callable[[Callable[[], Loaded]], Callable[[], Loaded]]:
     """Register the decorated loader as `builtin:name`."""
@@ -153,18 +153,38 @@ def _penguins() -> Loaded:
           "ChatterBot English corpus: columns text (first utterance of each conversation), label (its topic); 21 classes",
           "chatterbot-corpus package (english/*.yml)", _has("chatterbot_corpus"), "pip install chatterbot-corpus")
 def _chatterbot() -> Loaded:
-    root = importlib.resources.files("chatterbot_corpus") / "data" / "english"
     rows = []
+    for category, conversation in _chatterbot_conversations():
+        if str(conversation[0]).strip():
+            rows.append((str(conversation[0]).strip(), category))
+    frame = pd.DataFrame(rows, columns=["text", "label"]).drop_duplicates().reset_index(drop=True)
+    return Loaded(Table(frame, "builtin:chatterbot"), target="label", kind="text")
+
+
+@_builtin("chatterbot_pairs", "text", "sft", 1176,
+          "ChatterBot English corpus as dialogue turns: columns prompt, response, topic (for task.type sft)",
+          "chatterbot-corpus package (english/*.yml)", _has("chatterbot_corpus"), "pip install chatterbot-corpus")
+def _chatterbot_pairs() -> Loaded:
+    rows = []
+    for category, conversation in _chatterbot_conversations():
+        for prompt, response in zip(conversation, conversation[1:], strict=False):  # each turn, the next
+            if str(prompt).strip() and str(response).strip():
+                rows.append((str(prompt).strip(), str(response).strip(), category))
+    frame = pd.DataFrame(rows, columns=["prompt", "response", "topic"]).drop_duplicates(["prompt", "response"])
+    return Loaded(Table(frame.reset_index(drop=True), "builtin:chatterbot_pairs"), kind="text")
+
+
+def _chatterbot_conversations() -> list[tuple[str, list]]:
+    """(category, conversation) for every conversation of the English ChatterBot corpus."""
+    root = importlib.resources.files("chatterbot_corpus") / "data" / "english"
+    out = []
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith((".yml", ".yaml")):
             continue
         doc = yaml.safe_load(entry.read_text(encoding="utf-8")) or {}
         category = str((doc.get("categories") or [Path(entry.name).stem])[0])
-        for conversation in doc.get("conversations") or []:
-            if isinstance(conversation, list) and conversation and str(conversation[0]).strip():
-                rows.append((str(conversation[0]).strip(), category))
-    frame = pd.DataFrame(rows, columns=["text", "label"]).drop_duplicates().reset_index(drop=True)
-    return Loaded(Table(frame, "builtin:chatterbot"), target="label", kind="text")
+        out += [(category, c) for c in doc.get("conversations") or [] if isinstance(c, list) and c]
+    return out
 
 
 def _fashion_file(prefix: str) -> Path | None:

@@ -78,6 +78,12 @@ def read_source(
     if fmt in TABLE_FORMATS:
         if path.is_dir():
             raise UserError(f"{field}: {path} is a folder; give a {fmt} file or set data.format")
+        if path.suffix.lower() == ".json":
+            from practicum.data.tables import read_split_json
+
+            split = read_split_json(path)
+            if split is not None:
+                return split
         return Loaded(read_table(path, fmt))
     if fmt == "image_folder":
         if not path.is_dir():

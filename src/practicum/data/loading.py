@@ -54,6 +54,27 @@ def load_data(data: DataConfig, task: TaskConfig, tokenizer: Any = None,
     )
 
 
+def text_splits(data: DataConfig, task: TaskConfig) -> dict[str, tuple[list[str], list[str]]]:
+    """{"train" | "val" | "test": (texts, labels as strings)} of a text classification data set:
+    the rows a fine-tuning run with this config uses (leakage check, dedupe and shots included)."""
+    from practicum.data.text import column_text
+
+    parts, kind, resolved, features, target = _split_raw(data, task)
+    if kind != "text" or resolved != "classification":
+        raise UserError(f"{data.path}: needs one text column and a class target (got {kind} data, "
+                        f"a {resolved} task)")
+    parts = _check_leakage(parts, data, features)
+    if data.shots is not None:
+        parts = _few_shot(parts, data, resolved, target)
+    out = {}
+    for name in ("train", "val", "test"):
+        raw = getattr(parts, name)
+        if raw is not None and len(raw):
+            out[name] = (column_text(raw.frame, features),
+                         [str(v) for v in target_values(raw, target).tolist()])
+    return out
+
+
 def raw_split(data: DataConfig, task: TaskConfig, split: str) -> RawData:
     """One split (train, val or test) of the data, before preprocessing: the same rows a run
     with this config trained, validated or tested on (splits are deterministic)."""
@@ -69,6 +90,9 @@ def _split_raw(data: DataConfig, task: TaskConfig) -> tuple[Any, Kind, str, list
     train = loaded.train if data.limit is None else loaded.train.head(data.limit)
     val = _read_other(data.val_path, data, "data.val_path", train)
     test = _read_other(data.test_path, data, "data.test_path", train)
+    if val is None and loaded.val is not None:
+        val = loaded.val
+        log.info("using the official validation split of %s (%d rows)", data.path, len(val))
     if test is None and loaded.test is not None:
         test = loaded.test
         log.info("using the official test split of %s (%d rows)", data.path, len(test))

@@ -80,6 +80,8 @@ class Loaded:
 
     train: RawData
     test: RawData | None = None
+    val: RawData | None = None
+    """An official validation split (split JSON files such as CLINC150's)."""
     target: str | None = None
     """The source's own target column (built-in data sets)."""
     kind: Kind | None = None

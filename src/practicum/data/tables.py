@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from practicum.data.raw import Table
+from practicum.data.raw import Loaded, Table
 from practicum.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,36 @@ def read_table(path: Path, fmt: str) -> Table:
     frame = frame.reset_index(drop=True)
     log.info("read %s: %d rows x %d columns", path, len(frame), frame.shape[1])
     return Table(frame, str(path))
+
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def read_split_json(path: Path) -> Loaded | None:
+    """A JSON object of splits, each a list of [text, label] pairs (the layout of CLINC150's
+    data_full.json): train, and the official val and test; other keys (CLINC's oos_* out-of-
+    scope sets) are left out. None when the file is not in this layout."""
+
+    try:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("train"), list):
+        return None
+    tables = {}
+    for name in SPLIT_NAMES:
+        rows = data.get(name)
+        if rows is None:
+            continue
+        if not all(isinstance(r, list) and len(r) == 2 for r in rows):
+            raise UserError(f"{path}: split {name!r} must be a list of [text, label] pairs")
+        frame = pd.DataFrame(rows, columns=["text", "label"])
+        tables[name] = Table(frame, f"{path}#{name}")
+    skipped = sorted(set(data) - set(SPLIT_NAMES))
+    log.info("read %s: %s%s", path, ", ".join(f"{k} {len(t)} rows" for k, t in tables.items()),
+             f" (not used: {', '.join(skipped)})" if skipped else "")
+    return Loaded(tables["train"], test=tables.get("test"), val=tables.get("val"), target="label",
+                  kind="text")
 
 
 def read_text(path: Path) -> str:

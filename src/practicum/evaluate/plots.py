@@ -139,6 +139,20 @@ def plot_regression(y_true: Any, y_pred: Any, path: Path) -> Path:
 # ---------------------------------------------------------------- helpers
 
 
+def plot_points(points: Sequence[tuple[str, float, float, float | None]], xlabel: str, ylabel: str,
+                path: Path, log_x: bool = False) -> Path:
+    """Labelled points (name, x, y, y error or None) with error bars: e.g. the ladder's rungs."""
+    fig, ax = _figure(6.4, 3.8)
+    for name, x, y, err in points:
+        ax.errorbar([x], [y], yerr=None if err is None else [err], fmt="o", capsize=3)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    if log_x:
+        ax.set_xscale("log")
+    ax.grid(True, alpha=0.3)
+    _finish_axes(ax, xlabel, ylabel, legend=False)
+    return _save(fig, path)
+
+
 def _new_figure(width: float, height: float) -> Figure:
     """A Figure on its own Agg canvas: no pyplot, no global backend, no display."""
     # lazy: matplotlib is slow to import and `import practicum` must stay fast

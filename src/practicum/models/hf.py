@@ -342,7 +342,7 @@ def state_dict_to_hf(cfg: LMConfig, our_state: dict[str, Tensor],
 # ---------------------------------------------------------------- folders
 
 
-def import_hf(folder: str | Path) -> tuple[TransformerLM, Tokenizer | None, dict[str, Any]]:
+def import_hf(folder: str | Path, warn_missing_heads: bool = True) -> tuple[TransformerLM, Tokenizer | None, dict[str, Any]]:
     """Load a Hugging Face GPT-2, BERT or LLaMA folder (save_pretrained layout) into TransformerLM.
 
     Returns (model in eval mode, tokenizer or None, info): info holds architecture, source,
@@ -366,7 +366,8 @@ def import_hf(folder: str | Path) -> tuple[TransformerLM, Tokenizer | None, dict
         raise UserError(f"{folder}: weights do not fit config.json ({detail}); "
                         "give the weights saved with this config") from err
     if missing_heads:
-        log.warning("%s: no weights for %s; they keep their random init", folder, ", ".join(missing_heads))
+        (log.warning if warn_missing_heads else log.debug)(
+            "%s: no weights for %s; they keep their random init", folder, ", ".join(missing_heads))
     if unexpected:
         log.warning("%s: unused tensors %s", folder, ", ".join(unexpected))
     tokenizer = Tokenizer.load(folder) if (folder / "tokenizer.json").is_file() else None

@@ -8,13 +8,14 @@ from practicum.tasks.base import Task
 TASKS: Registry[type[Task]] = Registry("task")
 
 from practicum.tasks.classification import ClassificationTask  # noqa: E402
-from practicum.tasks.language import CausalLMTask, MaskedLMTask  # noqa: E402
+from practicum.tasks.language import CausalLMTask, MaskedLMTask, SFTTask  # noqa: E402
 from practicum.tasks.regression import RegressionTask  # noqa: E402
 
 TASKS.register("classification")(ClassificationTask)
 TASKS.register("regression")(RegressionTask)
 TASKS.register("causal_lm")(CausalLMTask)
 TASKS.register("masked_lm")(MaskedLMTask)
+TASKS.register("sft")(SFTTask)
 
 
 def build_task(name: str, **kwargs) -> Task:
@@ -22,6 +23,6 @@ def build_task(name: str, **kwargs) -> Task:
 
 
 __all__ = [
-    "TASKS", "Task", "CausalLMTask", "ClassificationTask", "MaskedLMTask", "RegressionTask",
+    "TASKS", "Task", "CausalLMTask", "ClassificationTask", "MaskedLMTask", "RegressionTask", "SFTTask",
     "build_task",
 ]

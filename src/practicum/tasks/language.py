@@ -59,6 +59,19 @@ class CausalLMTask(Task):
         return self.stream_result(totals)
 
 
+class SFTTask(CausalLMTask):
+    """Supervised fine-tuning of a causal LM: next-token loss on the response tokens only
+    (targets elsewhere are IGNORE_INDEX, see practicum.data.sft); batches are cut after their
+    last target, so padding costs nothing."""
+
+    name = "sft"
+
+    def prepare(self, batch: dict[str, Tensor], generator: torch.Generator) -> dict[str, Tensor]:
+        from practicum.data.sft import trim
+
+        return trim(batch)
+
+
 class MaskedLMTask(Task):
     """BERT pretraining: recover masked tokens (80/10/10 rule), plus is-next prediction if `nsp`."""
 

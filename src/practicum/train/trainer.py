@@ -229,6 +229,9 @@ class Trainer:
         gen = torch.Generator().manual_seed(_mix(self.cfg.seed, epoch))
         order = torch.randperm(self.n_train, generator=gen)
         bs = self.cfg.batch_size
+        mask = self.train_data.get("mask") if isinstance(self.train_data, dict) else None
+        if self.cfg.group_by_length and mask is not None:
+            order = _grouped_by_length(order, mask.sum(1), bs, gen)
         plan = [order[i : i + bs] for i in range(0, self.n_train, bs)]
         if len(plan) > 1 and len(plan[-1]) == 1:  # a batch of one breaks batch norm
             plan.pop()
@@ -355,6 +358,22 @@ class _Window:
         out = (self.loss_sum / max(self.rows, 1), self.rows / elapsed)
         self.loss_sum, self.rows, self.t0 = 0.0, 0, time.perf_counter()
         return out
+
+
+def _grouped_by_length(order: torch.Tensor, lengths: torch.Tensor, bs: int,
+                       gen: torch.Generator, chunk_batches: int = 50) -> torch.Tensor:
+    """A shuffled order in which each run of `bs` rows has similar lengths: sort within random
+    chunks of chunk_batches batches, then shuffle the batches (Hugging Face's group_by_length)."""
+    chunk = bs * chunk_batches
+    parts = []
+    for i in range(0, len(order), chunk):
+        piece = order[i : i + chunk]
+        parts.append(piece[torch.argsort(lengths[piece], descending=True, stable=True)])
+    grouped = torch.cat(parts)
+    batches = list(grouped.split(bs))
+    tail = batches.pop() if len(batches) > 1 and len(batches[-1]) < bs else None
+    shuffled = [batches[j] for j in torch.randperm(len(batches), generator=gen).tolist()]
+    return torch.cat(shuffled + ([tail] if tail is not None else []))
 
 
 def _mix(*parts: int) -> int:

@@ -1,18 +1,9 @@
-"""A tiny pretrained source (a BERT-style LM bundle) and a small labelled text file for
-fine-tuning tests; nothing here reads shared data or downloads anything."""
+"""Labelled toy texts and a fine-tuning config for tests (fixtures live in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
-
-import pytest
-import torch
-
-from practicum.bundle import save_lm_bundle
-from practicum.config import LMConfig, RunConfig, TaskConfig
-from practicum.data.tokenizers import train_tokenizer
-from practicum.models.lm import TransformerLM
 
 TOPICS = {
     "card": ["my card was declined", "the card does not work", "card payment failed at the shop",
@@ -32,28 +23,6 @@ def labelled_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
         base = rng.choice(TOPICS[label])
         rows.append((f"{base} {rng.choice(['please', 'today', 'now', 'thanks', ''])} {i}".strip(), label))
     return rows
-
-
-@pytest.fixture(scope="session")
-def tiny_source(tmp_path_factory) -> Path:
-    """A 2-layer, 32-wide BERT-style bundle with a WordPiece tokenizer on the topic words."""
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    texts = [t for rows in TOPICS.values() for t in rows] * 4 + [str(i) for i in range(400)]
-    tok = train_tokenizer("wordpiece", texts, 160, 1)
-    torch.manual_seed(0)
-    cfg = LMConfig(preset="bert-tiny", n_layer=2, n_head=2, n_embd=32, intermediate_size=64,
-                   block_size=64, vocab_size=tok.vocab_size)
-    model = TransformerLM(cfg)
-    run = RunConfig(name="tiny", model=cfg, task=TaskConfig(type="masked_lm"))
-    return save_lm_bundle(folder / "bundle", run, model, tok, {})
-
-
-@pytest.fixture(scope="session")
-def labelled_csv(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("labelled") / "topics.csv"
-    lines = ["text,label"] + [f"{t},{lab}" for t, lab in labelled_rows(180)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def finetune_config(source: Path, data: Path, out: Path, strategy: str = "full", **train) -> dict:

@@ -1,0 +1,5 @@
+"""`python -m practicum ...` runs the CLI."""
+
+from practicum.cli import main
+
+raise SystemExit(main())

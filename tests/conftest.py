@@ -1,0 +1,54 @@
+"""Shared fixtures. A tiny pretrained source (a BERT-style LM bundle) and a small labelled text file for
+fine-tuning tests; nothing here reads shared data or downloads anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from finetune_data import TOPICS, labelled_rows
+
+from practicum.bundle import save_lm_bundle
+from practicum.config import LMConfig, RunConfig, TaskConfig
+from practicum.data.tokenizers import train_tokenizer
+from practicum.models.lm import TransformerLM
+
+
+@pytest.fixture(scope="session")
+def tiny_source(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide BERT-style bundle with a WordPiece tokenizer on the topic words."""
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    texts = [t for rows in TOPICS.values() for t in rows] * 4 + [str(i) for i in range(400)]
+    tok = train_tokenizer("wordpiece", texts, 160, 1)
+    torch.manual_seed(0)
+    cfg = LMConfig(preset="bert-tiny", n_layer=2, n_head=2, n_embd=32, intermediate_size=64,
+                   block_size=64, vocab_size=tok.vocab_size)
+    model = TransformerLM(cfg)
+    run = RunConfig(name="tiny", model=cfg, task=TaskConfig(type="masked_lm"))
+    return save_lm_bundle(folder / "bundle", run, model, tok, {})
+
+
+@pytest.fixture(scope="session")
+def labelled_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("labelled") / "topics.csv"
+    lines = ["text,label"] + [f"{t},{lab}" for t, lab in labelled_rows(180)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content']"
+          " + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_source(tmp_path_factory) -> Path:
+    """A 2-layer LLaMA-style bundle with a byte-level BPE tokenizer and a ChatML chat template."""
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    texts = [f"{t} <|im_start|>user <|im_end|> assistant" for rows in TOPICS.values() for t in rows] * 4
+    tok = train_tokenizer("bpe", texts, 400, 1)
+    torch.manual_seed(0)
+    cfg = LMConfig(preset="llama-tiny", vocab_size=tok.vocab_size, block_size=96)
+    model = TransformerLM(cfg)
+    run = RunConfig(name="tiny_llama", model=cfg, task=TaskConfig(type="causal_lm"))
+    return save_lm_bundle(folder / "bundle", run, model, tok, {}, extra={"chat_template": CHATML})
