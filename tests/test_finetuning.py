@@ -68,6 +68,10 @@ def test_sft_with_lora_lowers_the_response_loss_and_generate_uses_it(tiny_causal
                   "--max-new-tokens", "12", "--no-stream")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
+    peft_out = run_cli("export-peft", str(result.bundle), "--out", str(tmp_path / "adapter"))
+    assert peft_out.returncode == 0, peft_out.stderr
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["r"] == 4 and config["task_type"] == "CAUSAL_LM"
 
 
 def test_sft_resume_after_interruption_is_exact(tiny_causal_source, tmp_path, monkeypatch):

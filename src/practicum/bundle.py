@@ -105,7 +105,8 @@ class Bundle:
         self.path, self.info, self.config = path, info, config
         self.preprocessor, self.model, self.metrics = preprocessor, model, metrics
         self.tokenizer = tokenizer
-        self.task = None if self.is_language_model else _task_for(preprocessor, config)
+        self.tagging: Any = None  # token classification: practicum.tagger_run.Tagging
+        self.task = None if self.is_language_model or preprocessor is None else _task_for(preprocessor, config)
 
     @property
     def is_language_model(self) -> bool:
@@ -141,6 +142,8 @@ class Bundle:
         config = validate(info["config"], where=f"{folder}/bundle.json")
         if info.get("task") in LM_TASKS:
             return cls._load_lm(folder, info, config, device)
+        if info.get("task") == "token_classification":
+            return cls._load_tagger(folder, info, config, device)
         preprocessor = Preprocessor.from_state(_read_json(folder / "preprocess.json"))
         task = _task_for(preprocessor, config)
         model = build_model(config.model, preprocessor.spec, task.num_outputs())
@@ -179,6 +182,34 @@ class Bundle:
         metrics = _read_json(metrics_path) if metrics_path.exists() else {}
         return cls(folder, info, config, None, model, metrics, tokenizer=tokenizer)
 
+    @classmethod
+    def _load_tagger(cls, folder: Path, info: dict[str, Any], config: RunConfig, device: str) -> Bundle:
+        from practicum.data.tokenizers import Tokenizer
+        from practicum.peft import apply_strategy, merge_lora
+        from practicum.tagger_run import Tagging, build_tagger
+
+        model = build_tagger(config, len(info["tag_names"]))
+        apply_strategy(model, config.peft)
+        model.load_state_dict(load_file(folder / "model.safetensors", device=device))
+        model.to(device).eval()
+        merge_lora(model)
+        tokenizer = Tokenizer(Tokenizer.load(folder / "tokenizer.json").inner, info["special_tokens"])
+        metrics_path = folder / "metrics.json"
+        bundle = cls(folder, info, config, None, model, _read_json(metrics_path) if metrics_path.exists() else {},
+                     tokenizer=tokenizer)
+        bundle.tagging = Tagging(config, tokenizer, list(info["tag_names"]))
+        bundle.task = bundle.tagging.task
+        return bundle
+
+    def _tag(self, source: Any, require_tags: bool) -> tuple[list[list[str]], Any, dict, torch.Tensor]:
+        from practicum.train.trainer import batched_outputs
+
+        words, tags = self.tagging.words(source, require_tags)
+        batch = self.tagging.encode(words, tags)
+        inputs = {k: v for k, v in batch.items() if k != "target"}
+        device = next(self.model.parameters()).device
+        return words, tags, batch, batched_outputs(self.model, inputs, 64, device)
+
     def _require_predictor(self) -> None:
         if self.is_language_model:
             raise UserError(
@@ -197,6 +228,13 @@ class Bundle:
     def predict(self, source: Any) -> list[dict[str, Any]]:
         """Predictions for a file path or JSON-like records, with the input shown per row."""
         self._require_predictor()
+        if self.tagging is not None:
+            words, _, batch, outputs = self._tag(source, require_tags=False)
+            records = self.task.predictions(outputs, batch["word_index"], [len(w) for w in words])
+            return [{"input": " ".join(w), "prediction": r["prediction"],
+                     "tagged": " ".join(f"{x}/{t}" for x, t in zip(w, r["prediction"], strict=True)),
+                     "entities": [{**e, "text": " ".join(w[e["start"]:e["end"]])} for e in r["entities"]]}
+                    for w, r in zip(words, records, strict=True)]
         batch, display, _ = self.preprocessor.load_inputs(source)
         records = self.task.predictions(self.outputs(batch))
         return [{"input": shown, **rec} for shown, rec in zip(display, records, strict=True)]
@@ -204,6 +242,9 @@ class Bundle:
     def evaluate(self, source: Any) -> dict[str, Any]:
         """Metrics on labelled data (the target column must be present)."""
         self._require_predictor()
+        if self.tagging is not None:
+            _, tags, batch, outputs = self._tag(source, require_tags=True)
+            return self.task.metrics(outputs, batch["target"])
         batch, _, _ = self.preprocessor.load_inputs(source)
         if "target" not in batch:
             raise UserError(

@@ -79,12 +79,22 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     from practicum.config import parse_overrides
 
     overrides = parse_overrides(extra)
+    if args.shots is not None:
+        overrides.append(f"data.shots={args.shots}")
     resume: Any = args.resume if args.resume not in (None, "") else False
     if args.resume == "":
         resume = True
     result = api.train(args.recipe, overrides, resume=resume)
     if result.summary.get("task") in ("causal_lm", "masked_lm"):
         return _print_lm_result(result)
+    if result.summary.get("task") == "sft":
+        before, after = result.summary.get("val_before", {}), result.summary.get("val", {})
+        if "loss" in after:
+            start = f"{before['loss']:.4f} -> " if "loss" in before else ""
+            print(f"val response loss: {start}{after['loss']:.4f}")
+        print(f"run folder: {result.run_dir}\nreport:     {result.report}\nbundle:     {result.bundle}")
+        print(f"\nnext:\n  {_invoked_as()} generate {result.bundle} --prompt \"...\"")
+        return 0
     headline = result.metrics.get("test") or result.metrics.get("val") or {}
     shown = {k: round(v, 4) for k, v in headline.items() if isinstance(v, float)}
     keys = ["accuracy", "f1_macro", "roc_auc"] if "accuracy" in shown else ["mae", "rmse", "r2"]
@@ -273,7 +283,7 @@ def cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
     else:
         for r in rows:
             extra_col = f"\t{r['confidence']:.4f}" if "confidence" in r else ""
-            print(f"{_short(r['input'])}\t{r['prediction']}{extra_col}")
+            print(f"{_short(r['input'])}\t{r.get('tagged', r['prediction'])}{extra_col}")
     return 0
 
 
@@ -322,6 +332,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("recipe", help="YAML recipe or shipped recipe name (configs/)")
     t.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
                    help="continue a killed run exactly (its folder, default the recipe's out_dir)")
+    t.add_argument("--shots", type=int, default=None, metavar="K",
+                   help="few-shot: train on K examples per class (seeded; val/test stay whole)")
 
     pt = _cmd(sub, "pretrain", cmd_pretrain,
               "pretrain a language model (GPT or BERT) on a text corpus; default: a char GPT on pydoc", True)

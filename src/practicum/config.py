@@ -424,8 +424,15 @@ class TrainConfig(Section):
 
 
 class TaskConfig(Section):
-    type: Literal["auto", "classification", "regression", "causal_lm", "masked_lm", "sft"] = "auto"
-    """classification, regression, or auto (regression when the target is float with many distinct values); causal_lm (GPT) or masked_lm (BERT) pretrain a model.type lm on a text corpus; sft fine-tunes a pretrained causal LM on prompt/response pairs."""
+    type: Literal["auto", "classification", "regression", "causal_lm", "masked_lm", "sft",
+                  "token_classification"] = "auto"
+    """classification, regression, or auto (regression when the target is float with many distinct values); causal_lm (GPT) or masked_lm (BERT) pretrain a model.type lm on a text corpus; sft fine-tunes a pretrained causal LM on prompt/response pairs; token_classification tags each word (BIO) with a pretrained encoder."""
+    words_field: str = "tokens"
+    """token_classification: the JSONL field with each sentence's words (CoNLL files need none)."""
+    tags_field: str = "tags"
+    """token_classification: the JSONL field with one BIO tag per word (B-TYPE, I-TYPE, O)."""
+    tag_names: list[str] | None = None
+    """token_classification: names of numeric tags (Hugging Face datasets store ner_tags as ids)."""
     prompt_field: str = "prompt"
     """sft: the field holding each example's prompt."""
     response_field: str = "response"

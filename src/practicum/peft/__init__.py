@@ -150,7 +150,23 @@ def load_adapter(model: nn.Module, folder: str | Path) -> dict[str, Any]:
     return json.loads(cfg.read_text(encoding="utf-8")) if cfg.is_file() else {}
 
 
+def adapter_lora(model: nn.Module, folder: str | Path) -> nn.Module:
+    """A merged LM bundle's model with its LoRA layers back (from adapter.safetensors), marked
+    merged: outputs are unchanged, and the adapters can be exported or unmerged."""
+    info_path = Path(folder) / ADAPTER_CONFIG
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    if info.get("strategy") != "lora":
+        raise UserError(f"{folder} holds no LoRA adapters to export; train it with peft.strategy lora")
+    cfg = PeftConfig.model_validate(info["peft"])
+    if not lora_layers(model):
+        add_lora(model, cfg.lora_targets, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+        for layer in lora_layers(model):
+            layer.merged = True  # the bundle's weights already hold B A
+    load_adapter(model, folder)
+    return model
+
+
 __all__ = [
-    "LoRALinear", "add_lora", "adapter_state", "apply_strategy", "layer_lr_scales", "load_adapter",
+    "LoRALinear", "adapter_lora", "add_lora", "adapter_state", "apply_strategy", "layer_lr_scales", "load_adapter",
     "lora_layers", "merge_lora", "save_adapter", "unmerge_lora",
 ]

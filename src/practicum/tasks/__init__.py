@@ -10,12 +10,14 @@ TASKS: Registry[type[Task]] = Registry("task")
 from practicum.tasks.classification import ClassificationTask  # noqa: E402
 from practicum.tasks.language import CausalLMTask, MaskedLMTask, SFTTask  # noqa: E402
 from practicum.tasks.regression import RegressionTask  # noqa: E402
+from practicum.tasks.tagging import TokenClassificationTask  # noqa: E402
 
 TASKS.register("classification")(ClassificationTask)
 TASKS.register("regression")(RegressionTask)
 TASKS.register("causal_lm")(CausalLMTask)
 TASKS.register("masked_lm")(MaskedLMTask)
 TASKS.register("sft")(SFTTask)
+TASKS.register("token_classification")(TokenClassificationTask)
 
 
 def build_task(name: str, **kwargs) -> Task:
@@ -24,5 +26,6 @@ def build_task(name: str, **kwargs) -> Task:
 
 __all__ = [
     "TASKS", "Task", "CausalLMTask", "ClassificationTask", "MaskedLMTask", "RegressionTask", "SFTTask",
+    "TokenClassificationTask",
     "build_task",
 ]
