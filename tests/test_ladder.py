@@ -62,3 +62,12 @@ def test_overrides_for_a_rung_that_does_not_train_are_refused(tiny_source, label
     cfg["ladder"]["overrides"] = {"zero_shot": ["train.lr=1"]}
     with pytest.raises(UserError, match="only training rungs take overrides"):
         api.ladder(cfg, out_dir=tmp_path / "x")
+
+
+@pytest.mark.slow
+def test_ladder_with_a_causal_model_scores_labels_in_context(tiny_causal_source, labelled_csv, tmp_path):
+    cfg = ladder_config(tiny_causal_source, labelled_csv, tmp_path, ["zero_shot", "few_shot"])
+    ladder = api.ladder(cfg, out_dir=tmp_path / "ladder")
+    zero, few = ladder.rungs
+    assert zero.method == "label log-likelihood" and few.method.startswith("in-context")
+    assert few.seeds == 3 and all(0 <= r["accuracy"] <= 1 for r in few.per_seed)

@@ -9,6 +9,9 @@
     lm = practicum.pretrain()                           # a char-level GPT on the stdlib's pydoc text
     practicum.import_model("path/to/hf_folder_or.gguf", "runs/imported")
 
+    practicum.train("banking77_minilm", ["peft.strategy=lora"])   # fine-tune a pretrained model
+    practicum.ladder("banking77_minilm")                # zero-shot ... full fine-tuning, one table
+
 `practicum.evaluate` is the metrics/plots/report subpackage; the evaluate *function* is
 `practicum.api.evaluate` (or `Bundle.evaluate`).
 """
@@ -20,7 +23,9 @@ __version__ = "0.1.0"
 from practicum.api import (  # noqa: E402
     RunResult,
     export_hf,
+    export_peft,
     import_model,
+    ladder,
     load,
     predict,
     pretrain,
@@ -32,5 +37,6 @@ from practicum.errors import TrainingDiverged, UserError  # noqa: E402
 
 __all__ = [
     "RunConfig", "RunResult", "TrainingDiverged", "UserError", "__version__",
-    "export_hf", "import_model", "load", "load_config", "predict", "pretrain", "quickstart", "train",
+    "export_hf", "export_peft", "import_model", "ladder", "load", "load_config", "predict", "pretrain",
+    "quickstart", "train",
 ]
