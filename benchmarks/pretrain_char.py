@@ -11,6 +11,10 @@ One process, four parts:
               a minimal loop around transformers' GPT2LMHeadModel of the same size, fp32 and bf16
               autocast, at baby-GPT size and at 6 layers x 384 wide x context 256; a third loop
               runs our model in the minimal loop, splitting Trainer cost from model cost;
+  reference   the baby-GPT setting in nanoGPT's own loop (train.py's get_batch, lr schedule and
+              AdamW groups; its 65-character vocabulary, no specials) around our TransformerLM and
+              around transformers' GPT2LMHeadModel (bias, tanh GELU: GPT-2's layout): val loss on the
+              whole val split and nanoGPT's estimate (20 random batches); where the 1.88 comes from;
   profile     time per phase and the top ops (self CPU time) of one fp32 training step of our
               model and of GPT-2 at 6 x 384 x 256, both in the minimal loop.
 
@@ -50,7 +54,7 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results" / "pretrain_char.json"
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 RECIPE = ROOT / "configs" / "pretrain_char.yaml"
 BEST_RECIPE = ROOT / "configs" / "shakespeare_char.yaml"
-PARTS = ("peak", "quality", "best", "throughput", "profile")
+PARTS = ("peak", "quality", "best", "reference", "throughput", "profile")
 NANOGPT_REFERENCE = {"val_loss": 1.88, "minutes": 3, "where": "karpathy/nanoGPT README, laptop CPU"}
 # nanoGPT's README command for a CPU: baby GPT, no dropout, 2,000 iterations, lr decay to 1e-4
 QUALITY_SETTINGS = {
@@ -379,6 +383,72 @@ def profile_step(s: Setting, train_ids: np.ndarray, vocab: int, top: int, args: 
 # ---------------------------------------------------------------- driver
 
 
+def nanogpt_loop(kind: str, corpus: Path, seed: int, iters: int) -> dict[str, Any]:
+    """nanoGPT train.py's loop for the baby GPT (config/train_shakespeare_char.py + the README's
+    CPU flags), rewritten from its description: chars of the file as ids (65 for Tiny
+    Shakespeare), first 90% train; random windows (torch.randint); lr 1e-3 linear warmup
+    (it + 1) / 101, cosine to 1e-4 at 2,000; AdamW betas (0.9, 0.99), weight decay 0.1 on
+    parameters of 2+ dims; clip 1.0; fp32. Returns the val loss over the whole val split (every
+    position of non-overlapping 64-windows) and nanoGPT's estimate_loss (mean of 20 random batches)."""
+    import math
+
+    text = corpus.read_text(encoding="utf-8")
+    chars = sorted(set(text))
+    index = {c: i for i, c in enumerate(chars)}
+    data = torch.tensor([index[c] for c in text], dtype=torch.long)
+    n = int(0.9 * len(data))
+    train, val = data[:n], data[n:]
+    B, T, V = 12, 64, len(chars)
+    setting = Setting("baby", 4, 4, 128, T, B, 0, 0, 0, 0)
+    torch.manual_seed(seed)
+    if kind == "ours":
+        from practicum.config import LMConfig
+        from practicum.models.lm import TransformerLM
+
+        model: nn.Module = TransformerLM(LMConfig(preset="baby-gpt", vocab_size=V, block_size=T, bias=False))
+        logits_of = _ours_logits
+    else:
+        model, logits_of = build_gpt2(setting, V, seed), _gpt2_logits
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
+                             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+                            lr=1e-3, betas=(0.9, 0.99))
+    gen = torch.Generator().manual_seed(seed)
+
+    def batch(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ix = torch.randint(len(d) - T, (B,), generator=gen)
+        return torch.stack([d[i : i + T] for i in ix]), torch.stack([d[i + 1 : i + 1 + T] for i in ix])
+
+    def lr_at(it: int) -> float:
+        if it < 100:
+            return 1e-3 * (it + 1) / 101
+        return 1e-4 + 0.5 * (1 + math.cos(math.pi * (it - 100) / (iters - 100))) * (1e-3 - 1e-4)
+
+    start = time.perf_counter()
+    model.train()
+    for it in range(iters):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(it)
+        x, y = batch(train)
+        loss = F.cross_entropy(logits_of(model, x).reshape(-1, V), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    seconds = time.perf_counter() - start
+    model.eval()
+    with torch.no_grad():
+        m = (len(val) - 1) // T
+        x, y = val[: m * T].view(m, T), val[1 : m * T + 1].view(m, T)
+        total = sum(float(F.cross_entropy(logits_of(model, x[i : i + 256]).reshape(-1, V),
+                                          y[i : i + 256].reshape(-1), reduction="sum"))
+                    for i in range(0, m, 256))
+        estimate = statistics.fmean(float(F.cross_entropy(logits_of(model, a).reshape(-1, V), b.reshape(-1)))
+                                    for a, b in (batch(val) for _ in range(20)))
+    return {"model": kind, "seed": seed, "iters": iters, "vocab": V, "val_loss_whole": round(total / (m * T), 4),
+            "val_loss_nanogpt_estimate": round(estimate, 4), "train_s": round(seconds, 1)}
+
+
 def corpus_ids(corpus: Path) -> tuple[np.ndarray, int]:
     """Train token ids (practicum's char tokenizer, first 90% of the file) and the vocabulary."""
     from practicum.data.corpus import build_corpus, iter_documents, load_corpus
@@ -447,6 +517,15 @@ def main(argv: list[str] | None = None) -> int:
     if "best" in parts and "quality" in result:
         wait_quiet(args.busy, args.patience)
         result["best"] = best_recipe_run(args.corpus, args.quick, result["quality"])
+    if "reference" in parts:
+        runs = []
+        for seed in args.seeds:
+            for kind in ("ours", "gpt2"):
+                wait_quiet(args.busy, args.patience)
+                with CpuWatch() as watch:
+                    runs.append(nanogpt_loop(kind, args.corpus, seed, 20 if args.quick else 2000))
+                runs[-1]["other_cores"] = watch.other_cores
+        result["reference"] = {"what": "nanoGPT's baby-GPT loop, 65-char vocabulary", "runs": runs}
     if {"throughput", "profile"} & set(parts):
         train_ids, vocab = corpus_ids(args.corpus)
         result["vocab_size"] = vocab

@@ -162,3 +162,24 @@ def test_finetune_run_bundle_and_resume_are_exact(tiny_source, labelled_csv, tmp
 def test_full_finetuning_learns_the_topics(tiny_source, labelled_csv, tmp_path):
     run = api.train(finetune_config(tiny_source, labelled_csv, tmp_path / "r", "full", epochs=6))
     assert run.metrics["val"]["accuracy"] >= 0.9
+
+
+@pytest.mark.slow
+def test_regression_head_on_a_pretrained_model(tiny_source, tmp_path):
+    import random
+
+    rng = random.Random(0)
+    rows = ["text,score"]
+    for i in range(150):
+        n = rng.randint(0, 5)
+        rows.append(f"{' '.join(['refund'] * n + ['card'] * (5 - n))} {i},{float(n)}")
+    data = tmp_path / "scores.csv"
+    data.write_text("\n".join(rows) + "\n")
+    cfg = finetune_config(tiny_source, data, tmp_path / "r", "lora", epochs=8)
+    cfg["data"].update({"target": "score", "leakage": "off"})
+    cfg["task"] = {"type": "regression"}
+    run = api.train(cfg)
+    assert run.summary["task"] == "regression"
+    assert run.metrics["val"]["r2"] > 0.5, run.metrics["val"]
+    pred = Bundle.load(run.bundle).predict(["refund refund refund refund refund 7"])
+    assert isinstance(pred[0]["prediction"], float)
