@@ -92,9 +92,8 @@ def run_sft(quick: bool, out: Path) -> dict[str, Any]:
     overrides = [f"out_dir={out / 'sft'}"] + (["train.max_steps=4", "train.eval_every=2"] if quick else [])
     with CpuWatch() as watch:
         result = api.train("sft_smollm2", overrides)
-    prompt = "<|im_start|>user\nWhat is AI?<|im_end|>\n<|im_start|>assistant\n"
-    cmd = [sys.executable, "-m", "practicum", "generate", str(result.bundle), "--prompt", prompt,
-           "--temperature", "0", "--max-new-tokens", "40", "--stop", "<|im_end|>", "--no-stream"]
+    cmd = [sys.executable, "-m", "practicum", "generate", str(result.bundle), "--chat", "--prompt",
+           "What is AI?", "--temperature", "0", "--max-new-tokens", "40", "--no-stream"]
     gen = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     s = result.summary
     return {

@@ -63,11 +63,12 @@ def test_sft_with_lora_lowers_the_response_loss_and_generate_uses_it(tiny_causal
     with torch.no_grad():
         loss = float(_token_mean(bundle.model(rows["tokens"]), rows["target"]))
     assert loss == pytest.approx(after, rel=1e-4)
-    prompt = "<|im_start|>user\nmy card was declined today<|im_end|>\n<|im_start|>assistant\n"
-    out = run_cli("generate", str(result.bundle), "--prompt", prompt, "--temperature", "0",
-                  "--max-new-tokens", "12", "--no-stream")
+    out = run_cli("generate", str(result.bundle), "--chat", "--prompt", "my card was declined today",
+                  "--temperature", "0", "--max-new-tokens", "12", "--no-stream")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip()
+    assert out.stdout.strip() and "<|im_start|>" not in out.stdout  # only the reply is shown
+    plain = run_cli("generate", str(tiny_causal_source), "--chat", "--prompt", "hi", "--max-new-tokens", "2")
+    assert plain.returncode == 0, plain.stderr  # the source bundle carries the template too
     peft_out = run_cli("export-peft", str(result.bundle), "--out", str(tmp_path / "adapter"))
     assert peft_out.returncode == 0, peft_out.stderr
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())

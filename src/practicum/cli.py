@@ -164,19 +164,29 @@ def cmd_generate(args: argparse.Namespace, extra: list[str]) -> int:
         seed=args.seed, use_cache=not args.no_cache,
     )
     prompts = [p.replace("\\n", "\n") for p in args.prompt]
+    shown = prompts
+    if args.chat:  # each prompt is a user message in the model's chat template; only replies print
+        from practicum.data.sft import render_chat
+
+        template = bundle.info.get("chat_template")
+        if not template:
+            raise UserError(f"{bundle.path} has no chat template; drop --chat and write the prompt in full")
+        prompts = [render_chat(template, [{"role": "user", "content": p}], True, bundle.tokenizer) for p in prompts]
+        shown = [""] * len(prompts)
     if len(prompts) == 1 and not args.no_stream:
-        sys.stdout.write(prompts[0])
+        sys.stdout.write(shown[0])
         for piece in stream(bundle.model, bundle.tokenizer, prompts[0], gen):
             sys.stdout.write(piece)
             sys.stdout.flush()
         sys.stdout.write("\n")
         return 0
-    for prompt, completion in zip(prompts, generate(bundle.model, bundle.tokenizer, prompts, gen), strict=True):
+    for prompt, head, completion in zip(prompts, shown, generate(bundle.model, bundle.tokenizer, prompts, gen),
+                                        strict=True):
         if args.format == "json":
             print(json.dumps({"prompt": prompt, "text": completion.text,
                               "finish_reason": completion.finish_reason}))
         else:
-            print(f"{prompt}{completion.text}\n")
+            print(f"{head}{completion.text}\n")
     return 0
 
 
@@ -363,6 +373,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--no-cache", action="store_true", help="recompute the whole sequence each step")
+    g.add_argument("--chat", action="store_true",
+                   help="send each prompt as a user message through the bundle's chat template")
     g.add_argument("--no-stream", action="store_true", help="print when done instead of token by token")
     g.add_argument("--device", default="cpu")
     g.add_argument("--format", choices=["text", "json"], default="text")
