@@ -144,7 +144,7 @@ def save_sft_bundle(path: Path, cfg: RunConfig, model: nn.Module, source: Any, t
         save_adapter(model, path, {"strategy": cfg.peft.strategy, "base": cfg.model.init_from,
                                    "peft": cfg.peft.model_dump(mode="json")})
     merge_lora(model)
-    state = {k.replace(".base.", "."): v for k, v in model.state_dict().items() if "lora_" not in k}
+    state = {k: v for k, v in model.state_dict().items() if "lora_" not in k}
     plain = TransformerLM(cfg.model.backbone)
     plain.load_state_dict(state)
     unmerge_lora(model)

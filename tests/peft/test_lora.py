@@ -38,9 +38,19 @@ def test_the_update_is_scaled_low_rank():
     with torch.no_grad():
         layer.lora_B.normal_()
     x = torch.randn(4, 12)
-    expected = layer.base(x) + x @ (layer.lora_B @ layer.lora_A).T * 2.0
+    expected = x @ layer.weight.T + layer.bias + x @ (layer.lora_B @ layer.lora_A).T * 2.0
     torch.testing.assert_close(layer(x), expected)
     assert torch.linalg.matrix_rank(layer.delta()) == 3
+
+
+def test_adapted_model_keeps_the_base_parameter_names():
+    model = tiny_lm()
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    add_lora(model, ["attn.qkv", "mlp.fc"], r=2, alpha=2.0)
+    adapted = model.state_dict()
+    assert set(base) <= set(adapted)  # a base checkpoint loads into the adapted model unchanged
+    assert {k for k in set(adapted) - set(base)} == {k for k in adapted if ".lora_" in k}
+    model.load_state_dict(base, strict=False)
 
 
 def test_lora_on_a_whole_model_starts_equal_to_the_base():
@@ -68,7 +78,7 @@ def test_merged_equals_unmerged_and_unmerge_restores_the_base():
     torch.testing.assert_close(model(tokens), unmerged, rtol=1e-5, atol=1e-5)
     for name, layer in model.named_modules():
         if isinstance(layer, LoRALinear):
-            torch.testing.assert_close(layer.base.weight, base_weights[f"{name}.weight"], rtol=0, atol=1e-6)
+            torch.testing.assert_close(layer.weight, base_weights[f"{name}.weight"], rtol=0, atol=1e-6)
 
 
 def test_only_the_adapters_train_and_gradients_reach_them():
@@ -76,13 +86,13 @@ def test_only_the_adapters_train_and_gradients_reach_them():
     add_lora(model, ["attn.qkv"], r=2, alpha=2.0)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     # the base weights of wrapped layers are frozen; everything else keeps its flag
-    assert all(".base." not in n for n in trainable)
+    assert not any(n.endswith("attn.qkv.weight") or n.endswith("attn.qkv.bias") for n in trainable)
     assert any(n.endswith("lora_A") for n in trainable) and any(n.endswith("lora_B") for n in trainable)
     loss = model(torch.randint(0, 50, (2, 8))).sum()
     loss.backward()
     for layer in lora_layers(model):
         assert layer.lora_B.grad is not None and layer.lora_B.grad.abs().sum() > 0
-        assert layer.base.weight.grad is None
+        assert layer.weight.grad is None
 
 
 def test_target_patterns():

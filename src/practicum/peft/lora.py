@@ -20,41 +20,33 @@ from torch import Tensor, nn
 from practicum.errors import UserError
 
 
-class LoRALinear(nn.Module):
-    """A Linear layer with a LoRA branch; `base` keeps the original weight and bias (frozen)."""
+class LoRALinear(nn.Linear):
+    """A Linear layer with a LoRA branch. It keeps the wrapped layer's own `weight` and `bias`
+    (frozen) under their own names, so base checkpoints load into an adapted model unchanged;
+    the adapter adds `lora_A` and `lora_B` beside them."""
 
     def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.base = base
+        nn.Module.__init__(self)  # take over base's parameters instead of making new ones
+        self.in_features, self.out_features = base.in_features, base.out_features
+        self.weight = base.weight
+        self.bias = base.bias
         self.r, self.alpha, self.scaling = r, alpha, alpha / r
-        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=base.weight.dtype,
-                                               device=base.weight.device))
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=base.weight.dtype,
-                                               device=base.weight.device))
+        like = dict(dtype=base.weight.dtype, device=base.weight.device)
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, **like))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, **like))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
-        for p in base.parameters():
-            p.requires_grad_(False)
-
-    @property
-    def in_features(self) -> int:
-        return self.base.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base.out_features
-
-    @property
-    def weight(self) -> Tensor:  # what code reading `layer.weight` expects: the effective weight
-        return self.base.weight if self.merged else self.base.weight + self.delta()
+        self.weight.requires_grad_(False)
+        if self.bias is not None:
+            self.bias.requires_grad_(False)
 
     def delta(self) -> Tensor:
         """The update (alpha / r) * B A as an (out, in) matrix."""
         return (self.lora_B @ self.lora_A) * self.scaling
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.base(x)
+        y = F.linear(x, self.weight, self.bias)
         if self.merged:
             return y
         return y + F.linear(F.linear(self.drop(x), self.lora_A), self.lora_B) * self.scaling
@@ -62,17 +54,17 @@ class LoRALinear(nn.Module):
     @torch.no_grad()
     def merge(self) -> None:
         if not self.merged:
-            self.base.weight += self.delta().to(self.base.weight.dtype)
+            self.weight += self.delta().to(self.weight.dtype)
             self.merged = True
 
     @torch.no_grad()
     def unmerge(self) -> None:
         if self.merged:
-            self.base.weight -= self.delta().to(self.base.weight.dtype)
+            self.weight -= self.delta().to(self.weight.dtype)
             self.merged = False
 
     def extra_repr(self) -> str:
-        return f"r={self.r}, alpha={self.alpha}, merged={self.merged}"
+        return f"{self.in_features}, {self.out_features}, r={self.r}, alpha={self.alpha}, merged={self.merged}"
 
 
 def matches(name: str, patterns: list[str]) -> bool:
