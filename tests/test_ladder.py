@@ -71,3 +71,12 @@ def test_ladder_with_a_causal_model_scores_labels_in_context(tiny_causal_source,
     zero, few = ladder.rungs
     assert zero.method == "label log-likelihood" and few.method.startswith("in-context")
     assert few.seeds == 3 and all(0 <= r["accuracy"] <= 1 for r in few.per_seed)
+
+
+def test_a_ladder_reads_back_from_its_json(tmp_path):
+    from practicum.ladder import Ladder, Rung, read_ladder, write_ladder
+
+    rungs = [Rung("zero_shot", "label-name cosine", 0.5, 0.4), Rung("few_shot", "lr", 0.7, 0.6, 3, 0.02, 0.03, 99)]
+    ladder = Ladder("r", "m", "d.csv", "val", 10, 30, 3, 8, rungs, str(tmp_path))
+    write_ladder(ladder, tmp_path)
+    assert read_ladder(tmp_path / "ladder.json") == ladder

@@ -254,6 +254,13 @@ class PeakRSS:
 # ---------------------------------------------------------------- output
 
 
+def read_ladder(path: str | Path) -> Ladder:
+    """A ladder back from its ladder.json (to redraw its pages)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data["rungs"] = [Rung(**r) for r in data["rungs"]]
+    return Ladder(**data)
+
+
 def write_ladder(ladder: Ladder, out: Path) -> None:
     from practicum.ladder_page import ladder_html, ladder_markdown
 
