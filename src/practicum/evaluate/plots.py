@@ -143,14 +143,12 @@ def plot_points(points: Sequence[tuple[str, float, float, float | None]], xlabel
                 path: Path, log_x: bool = False) -> Path:
     """Labelled points (name, x, y, y error or None) with error bars: e.g. the ladder's rungs."""
     fig, ax = _figure(6.4, 3.8)
-    for i, (name, x, y, err) in enumerate(points):
-        ax.errorbar([x], [y], yerr=None if err is None else [err], fmt="o", capsize=3)
-        below = i % 2 == 1  # neighbours' labels alternate above and below their points
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, -11 if below else 4), fontsize=8)
+    for name, x, y, err in points:  # one colour per point, named in the legend (labels would collide)
+        ax.errorbar([x], [y], yerr=None if err is None else [err], fmt="o", capsize=3, label=name)
     if log_x:
         ax.set_xscale("log")
     ax.grid(True, alpha=0.3)
-    _finish_axes(ax, xlabel, ylabel, legend=False)
+    _finish_axes(ax, xlabel, ylabel, legend=True)
     return _save(fig, path)
 
 
