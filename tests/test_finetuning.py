@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 from clitools import run_cli
+from interrupt import interrupted_then_resumed
 from safetensors.torch import load_file
 
 from practicum import api
 from practicum.bundle import Bundle
 from practicum.errors import UserError
-from practicum.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow
 
@@ -77,19 +77,8 @@ def test_sft_with_lora_lowers_the_response_loss_and_generate_uses_it(tiny_causal
 
 def test_sft_resume_after_interruption_is_exact(tiny_causal_source, tmp_path, monkeypatch):
     full = api.train(sft_config(tiny_causal_source, tmp_path, "a", max_steps=14))
-    real_step = Trainer._step
-
-    def dying_step(self, group):
-        if self.state.step == 9:
-            raise KeyboardInterrupt
-        return real_step(self, group)
-
-    monkeypatch.setattr(Trainer, "_step", dying_step)
     cfg = sft_config(tiny_causal_source, tmp_path, "b", max_steps=14)
-    with pytest.raises(KeyboardInterrupt):
-        api.train(cfg)
-    monkeypatch.setattr(Trainer, "_step", real_step)
-    resumed = api.train(cfg, resume=Path(cfg["out_dir"]))
+    resumed = interrupted_then_resumed(cfg, 9, monkeypatch)
     a, b = (load_file(Path(r.bundle) / "adapter.safetensors") for r in (full, resumed))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.metrics["val"] == full.metrics["val"]

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from interrupt import interrupted_then_resumed
 
 from practicum import api
 from practicum.bundle import Bundle
 from practicum.errors import UserError
-from practicum.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow
 
@@ -102,10 +102,6 @@ def test_bert_with_next_sentence_prediction_reports_nsp_metrics(tmp_path):
     assert {"nsp_accuracy", "nsp_loss", "mlm_loss"} <= set(result.metrics["val"])
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_masked_lm_resume_after_interruption_is_exact(tmp_path, monkeypatch):
     """Masking and dropout are seeded per batch, so an interrupted run resumes bit-exactly."""
     from practicum.data.corpus import iter_documents
@@ -123,20 +119,7 @@ def test_masked_lm_resume_after_interruption_is_exact(tmp_path, monkeypatch):
         return cfg
 
     full = api.train(config("a"))
-    real_step = Trainer._step
-
-    def dying_step(self, group):
-        if self.state.step == 13:
-            raise Interrupt
-        return real_step(self, group)
-
-    monkeypatch.setattr(Trainer, "_step", dying_step)
-    cfg = config("b")
-    with pytest.raises(Interrupt):
-        api.train(cfg)
-    monkeypatch.setattr(Trainer, "_step", real_step)
-    torch.manual_seed(999)
-    resumed = api.train(cfg, resume=Path(cfg["out_dir"]))
+    resumed = interrupted_then_resumed(config("b"), 13, monkeypatch)
     a = Bundle.load(full.bundle).model.state_dict()
     b = Bundle.load(resumed.bundle).model.state_dict()
     for k in a:

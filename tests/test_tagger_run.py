@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 from clitools import run_cli
+from interrupt import interrupted_then_resumed
 from safetensors.torch import load_file
 
 from practicum import api
 from practicum.bundle import Bundle
 from practicum.errors import UserError
-from practicum.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow
 
@@ -66,19 +66,8 @@ def test_tagger_learns_and_its_bundle_predicts(tiny_source, tmp_path):
 
 def test_tagger_resume_with_lora_is_exact(tiny_source, tmp_path, monkeypatch):
     full = api.train(config(tiny_source, tmp_path, "a", "lora", max_steps=12))
-    real_step = Trainer._step
-
-    def dying_step(self, group):
-        if self.state.step == 7:
-            raise KeyboardInterrupt
-        return real_step(self, group)
-
-    monkeypatch.setattr(Trainer, "_step", dying_step)
     cfg = config(tiny_source, tmp_path, "b", "lora", max_steps=12)
-    with pytest.raises(KeyboardInterrupt):
-        api.train(cfg)
-    monkeypatch.setattr(Trainer, "_step", real_step)
-    resumed = api.train(cfg, resume=Path(cfg["out_dir"]))
+    resumed = interrupted_then_resumed(cfg, 7, monkeypatch)
     a, b = (load_file(Path(r.bundle) / "model.safetensors") for r in (full, resumed))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.metrics["val"] == full.metrics["val"]

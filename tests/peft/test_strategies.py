@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from finetune_data import finetune_config
+from interrupt import interrupted_then_resumed
 from safetensors.torch import load_file
 
 from practicum import api
@@ -20,7 +21,6 @@ from practicum.peft import adapter_state, apply_strategy, load_adapter, save_ada
 from practicum.peft.lora import lora_layers
 from practicum.pretrained import load_backbone
 from practicum.train.optim import build_optimizer
-from practicum.train.trainer import Trainer
 
 STRATEGIES = ["full", "freeze", "linear_probe", "lora", "prompt_tuning"]
 
@@ -124,20 +124,8 @@ def test_finetune_run_bundle_and_resume_are_exact(tiny_source, labelled_csv, tmp
     """A run, an interrupted run resumed from its checkpoint: same final weights and metrics.
     The bundle predicts; frozen weights are bit-identical to the source's."""
     full = api.train(finetune_config(tiny_source, labelled_csv, tmp_path / "a", strategy, max_steps=14))
-    real_step = Trainer._step
-
-    def dying_step(self, group):
-        if self.state.step == 9:
-            raise KeyboardInterrupt
-        return real_step(self, group)
-
-    monkeypatch.setattr(Trainer, "_step", dying_step)
     cfg = finetune_config(tiny_source, labelled_csv, tmp_path / "b", strategy, max_steps=14)
-    with pytest.raises(KeyboardInterrupt):
-        api.train(cfg)
-    monkeypatch.setattr(Trainer, "_step", real_step)
-    torch.manual_seed(7)
-    resumed = api.train(cfg, resume=Path(cfg["out_dir"]))
+    resumed = interrupted_then_resumed(cfg, 9, monkeypatch)
     a, b = (load_file(Path(r.bundle) / "model.safetensors") for r in (full, resumed))
     assert a.keys() == b.keys()
     for k in a:
