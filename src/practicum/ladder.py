@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import random
 import statistics
 import threading
 import time
@@ -140,8 +141,6 @@ def _prompting_rung(name: str, backbone: Any, train: tuple[list[str], list[str]]
         else:
             picked = sample_k_shot(train[1], shots, seed)
             if backbone.causal:  # K demonstrations in the prompt, shuffled
-                import random
-
                 order = list(picked)
                 random.Random(seed).shuffle(order)
                 method = f"in-context, {shots} demonstrations"
