@@ -103,6 +103,8 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = cfg.model_copy(update={"out_dir": str(run_dir)})
     (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+    if data.leakage is not None:  # the train vs val/test overlap check of a fine-tuning run
+        (run_dir / "leakage.json").write_text(json.dumps(data.leakage, indent=2), encoding="utf-8")
     log.info("run folder %s: %s on %s (%d train / %d val / %d test rows), %s parameters",
              run_dir, cfg.model.type, cfg.data.path, _n(data.train), _n(data.val), _n(data.test),
              f"{sum(p.numel() for p in model.parameters()):,}")

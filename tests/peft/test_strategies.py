@@ -171,3 +171,24 @@ def test_regression_head_on_a_pretrained_model(tiny_source, tmp_path):
     assert run.metrics["val"]["r2"] > 0.5, run.metrics["val"]
     pred = Bundle.load(run.bundle).predict(["refund refund refund refund refund 7"])
     assert isinstance(pred[0]["prediction"], float)
+
+
+@pytest.mark.slow
+def test_planted_duplicates_stop_a_fine_tuning_run_and_dedupe_drops_them(tiny_source, tmp_path):
+    import json
+
+    topics = ["card", "refund", "travel", "rates", "fees", "abroad", "limits", "pin"]
+    train = ["text,label"] + [f"a question about {t} and {u},{t}" for t in topics[:2] for u in topics]
+    train += ["The refund is LATE!,refund"]
+    (tmp_path / "train.csv").write_text("\n".join(train) + "\n")
+    (tmp_path / "val.csv").write_text("text,label\nthe refund is late,refund\nmy card broke,card\n")
+    cfg = finetune_config(tiny_source, tmp_path / "train.csv", tmp_path / "r", "linear_probe", max_steps=2)
+    cfg["data"].update({"val_path": str(tmp_path / "val.csv"), "leakage": "error",
+                        "split": {"val_fraction": 0.0, "test_fraction": 0.0}})
+    with pytest.raises(UserError, match="duplicate a training row"):
+        api.train(cfg)
+    assert not (tmp_path / "r").exists()  # nothing written before the check
+    cfg["data"]["dedupe"] = True
+    run = api.train(cfg)
+    report = json.loads((run.run_dir / "leakage.json").read_text())
+    assert report["dropped_train_rows"] == 1 and report["splits"]["val"]["exact_rows"] == 1

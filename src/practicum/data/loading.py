@@ -37,8 +37,9 @@ def load_data(data: DataConfig, task: TaskConfig, tokenizer: Any = None,
     checked for shared rows first (data.leakage, data.dedupe), and data.shots applies.
     """
     parts, kind, resolved, features, target = _split_raw(data, task)
+    leakage = None
     if tokenizer is not None and kind == "text":
-        parts = _check_leakage(parts, data, features)
+        parts, leakage = _check_leakage(parts, data, features)
     if data.shots is not None:
         parts = _few_shot(parts, data, resolved, target)
     pre = Preprocessor.fit(parts.train, data, kind, resolved, features, target, tokenizer, max_length)
@@ -51,6 +52,7 @@ def load_data(data: DataConfig, task: TaskConfig, tokenizer: Any = None,
         task=resolved,
         label_names=pre.label_names,
         test_display=None if parts.test is None else pre.display(parts.test),
+        leakage=leakage,
     )
 
 
@@ -63,7 +65,7 @@ def text_splits(data: DataConfig, task: TaskConfig) -> dict[str, tuple[list[str]
     if kind != "text" or resolved != "classification":
         raise UserError(f"{data.path}: needs one text column and a class target (got {kind} data, "
                         f"a {resolved} task)")
-    parts = _check_leakage(parts, data, features)
+    parts = _check_leakage(parts, data, features)[0]
     if data.shots is not None:
         parts = _few_shot(parts, data, resolved, target)
     out = {}
@@ -108,13 +110,14 @@ def _split_raw(data: DataConfig, task: TaskConfig) -> tuple[Any, Kind, str, list
     return split_data(train, labels, data.split, val, test), kind, resolved, features, target
 
 
-def _check_leakage(parts: Any, data: DataConfig, features: list[str]) -> Any:
-    """Report rows of val/test that (nearly) repeat a training row; stop, warn or dedupe."""
+def _check_leakage(parts: Any, data: DataConfig, features: list[str]) -> tuple[Any, dict | None]:
+    """Report rows of val/test that (nearly) repeat a training row; stop, warn or dedupe.
+    Returns the parts (train deduplicated when asked) and the report as a dict (None: off)."""
     from practicum.data.leakage import check_splits, drop_leaks
     from practicum.data.text import column_text
 
     if data.leakage == "off":
-        return parts
+        return parts, None
     train = column_text(parts.train.frame, features)
     others = {name: column_text(getattr(parts, name).frame, features)
               for name in ("val", "test") if getattr(parts, name) is not None}
@@ -122,13 +125,14 @@ def _check_leakage(parts: Any, data: DataConfig, features: list[str]) -> Any:
                           near_threshold=data.leakage_threshold)
     for line in report.summary().splitlines():
         log.info("leakage check: %s", line)
+    dropped = 0
     if data.dedupe:
         keep = drop_leaks(train, report)
-        if len(keep) < len(train):
-            log.warning("data.dedupe: dropped %d training row(s) that repeat val/test rows",
-                        len(train) - len(keep))
+        dropped = len(train) - len(keep)
+        if dropped:
+            log.warning("data.dedupe: dropped %d training row(s) that repeat val/test rows", dropped)
             parts.train = parts.train.take(keep)
-    return parts
+    return parts, {**report.to_dict(), "dropped_train_rows": dropped}
 
 
 def _few_shot(parts: Any, data: DataConfig, task: str, target: str) -> Any:

@@ -61,3 +61,5 @@ class DataSplits:
     """Classification: class index -> label string."""
     test_display: list[str] | None
     """One short human string per test row, for sample predictions."""
+    leakage: dict | None = None
+    """Fine-tuning runs: the train vs val/test overlap report (practicum.data.leakage)."""
