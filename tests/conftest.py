@@ -52,3 +52,12 @@ def tiny_causal_source(tmp_path_factory) -> Path:
     model = TransformerLM(cfg)
     run = RunConfig(name="tiny_llama", model=cfg, task=TaskConfig(type="causal_lm"))
     return save_lm_bundle(folder / "bundle", run, model, tok, {}, extra={"chat_template": CHATML})
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from intra-op threads and lose much on a busy 2-core CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -27,6 +27,8 @@ from practicum.fewshot import (
 from practicum.models.lm import TransformerLM
 from practicum.pretrained import Backbone
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 ANIMALS = ["cat", "dog", "horse", "cow", "sheep", "goat", "pig", "duck"]
 TOOLS = ["hammer", "saw", "drill", "wrench", "chisel", "pliers", "shovel", "rake"]
 
@@ -41,15 +43,6 @@ CORPUS = toy_texts(ANIMALS, 40, 0) + toy_texts(TOOLS, 40, 1) + [
     "Text: a dull and boring film\nLabel: negative\n\n",
     "Label: neutral, mixed feelings about it",
 ]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads and lose much on a busy 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_backbone(preset: str, kind: str, block_size: int = 128, **fields) -> Backbone:

@@ -34,12 +34,9 @@ def text_batch(n: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads and lose much on a busy 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _single_thread(one_thread):
+    """Every model test runs on one thread (tests/conftest.py: one_thread)."""
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture
