@@ -198,6 +198,18 @@ def export_peft(bundle: str | Path | Bundle, out: str | Path) -> Path:
     return write_peft(model, out, base=base)
 
 
+# ---------------------------------------------------------------- compress (issue 5)
+
+
+# ---------------------------------------------------------------- export (issue 5)
+
+
+# ---------------------------------------------------------------- explain (issue 5)
+
+
+# ---------------------------------------------------------------- serve (issue 5)
+
+
 def _finish(cfg: RunConfig, run_dir: Path, trainer: Any, data: Any, state: Any) -> RunResult:
     from practicum.evaluate.plots import plot_confusion, plot_curves, plot_regression
     from practicum.evaluate.report import write_report

@@ -237,6 +237,18 @@ def cmd_export_peft(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- compress commands (issue 5)
+
+
+# ---------------------------------------------------------------- export commands (issue 5)
+
+
+# ---------------------------------------------------------------- explain commands (issue 5)
+
+
+# ---------------------------------------------------------------- serve commands (issue 5)
+
+
 def cmd_config_show(args: argparse.Namespace, extra: list[str]) -> int:
     from practicum import api
     from practicum.config import load_config, parse_overrides, to_yaml, validate
@@ -399,6 +411,14 @@ def _parser() -> argparse.ArgumentParser:
               "write a LoRA bundle's adapters in the PEFT library's format")
     ep.add_argument("bundle")
     ep.add_argument("--out", required=True, help="folder to write (adapter_config.json, adapter_model.safetensors)")
+
+    # ---- compress parser (issue 5)
+
+    # ---- export parser (issue 5)
+
+    # ---- explain parser (issue 5)
+
+    # ---- serve parser (issue 5)
 
     c = sub.add_parser("config", help="show configs and fields").add_subparsers(metavar="ACTION")
     s = _cmd(c, "show", cmd_config_show, "print the fully resolved config", True)
