@@ -61,3 +61,42 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- tiny trained bundles (issue 5: compress,
+# export, explain and serve all start from a bundle)
+
+
+def _train_tiny(folder: Path, overrides: list[str]) -> Path:
+    import practicum
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return practicum.train(None, [*overrides, f"out_dir={folder}", "train.seed=0"]).bundle
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def text_classifier_bundle(tmp_path_factory, labelled_csv) -> Path:
+    """A trained 2-layer, 32-wide Transformer text classifier (word tokens) on the topic sentences."""
+    return _train_tiny(tmp_path_factory.mktemp("text_clf") / "run", [
+        f"data.path={labelled_csv}", "data.kind=text", "data.features=[text]", "data.target=label",
+        "data.text.tokenizer=word", "model.type=transformer", "model.d_model=32", "model.n_heads=2",
+        "model.n_layers=2", "model.d_ff=64", "train.epochs=4", "train.batch_size=16", "train.lr=3e-3"])
+
+
+@pytest.fixture(scope="session")
+def image_classifier_bundle(tmp_path_factory) -> Path:
+    """A LeNet-style CNN trained for three epochs on scikit-learn's 8x8 digits."""
+    return _train_tiny(tmp_path_factory.mktemp("img_clf") / "run", [
+        "data.path=builtin:digits", "model.type=lenet", "model.channels=[8,16]", "model.hidden_size=32",
+        "train.epochs=3", "train.batch_size=64", "train.lr=1e-2"])
+
+
+@pytest.fixture(scope="session")
+def tabular_classifier_bundle(tmp_path_factory) -> Path:
+    """An MLP trained briefly on the penguins table (numeric and categorical columns)."""
+    return _train_tiny(tmp_path_factory.mktemp("tab_clf") / "run", [
+        "data.path=builtin:penguins", "model.type=mlp", "model.hidden_sizes=[16]", "train.epochs=10", "train.lr=1e-2"])
