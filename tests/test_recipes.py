@@ -48,6 +48,7 @@ CASES = {
     "regression_tabular": ([], "r2", 0.7),
     "lstm_text": (None, "accuracy", 0.62),
     "transformer_text": (None, "accuracy", 0.62),
+    "transformer_text_student": (None, "accuracy", 0.62),  # the distillation student (compress)
     "resnet_fashion_mnist": (["data.limit=3000", "train.max_steps=40", "train.epochs=2"], "accuracy", 0.4),
 }
 

@@ -201,13 +201,83 @@ def export_peft(bundle: str | Path | Bundle, out: str | Path) -> Path:
 # ---------------------------------------------------------------- compress (issue 5)
 
 
+def compress(bundle: str | Path | Bundle, *, prune: float | None = None, structured: bool = False,
+             scope: str = "global", recover_epochs: float = 0.0, quantize: str | None = None,
+             distill: Any = None, temperature: float | None = None, alpha: float | None = None,
+             overrides: list[str] | None = None, data: str | Path | None = None,
+             split: str | None = None, out: str | Path | None = None, repeats: int = 30) -> Any:
+    """Shrink a bundle into a new one: distill (a student recipe) -> prune (a fraction of the
+    weights, optionally recovered by a short fine-tune) -> quantize (int8, static-int8,
+    int8-weight, int4-weight), then measure the trade-off against the original (size, parameters,
+    latency at batch 1 and 32, the task metric). Writes the bundle (default: <bundle>-compressed)
+    with compress.json and compress.md in it; returns a practicum.compress.CompressResult."""
+    from practicum.compress.pipeline import compress as run_compress
+
+    return run_compress(bundle, prune=prune, structured=structured, scope=scope,
+                        recover_epochs=recover_epochs, quantize=quantize, distill=distill,
+                        temperature=temperature, alpha=alpha, overrides=overrides, data=data,
+                        split=split, out=out, repeats=repeats)
+
+
 # ---------------------------------------------------------------- export (issue 5)
+
+
+def export(bundle: str | Path | Bundle, fmt: str, out: str | Path | None = None, *, check: bool = True,
+           opset: int | None = None, tolerance: float | None = None) -> Any:
+    """Export a bundle as onnx, hf, peft or torchscript into `out` (default `<bundle>-<fmt>`),
+    then check parity with the bundle on sample inputs (and onnx/torchscript batch-1 latency);
+    returns an ExportResult (path, format, parity, latency). A failed check raises UserError."""
+    from practicum.compress.export import export_bundle
+
+    return export_bundle(bundle, fmt, out, check=check, opset=opset, tolerance=tolerance)
+
+
+def load_onnx(path: str | Path) -> Bundle:
+    """A folder written by export(..., "onnx") as a bundle that predicts through onnxruntime."""
+    from practicum.compress.onnx_runtime import load_onnx_bundle
+
+    return load_onnx_bundle(path)
 
 
 # ---------------------------------------------------------------- explain (issue 5)
 
 
+def explain(bundle: str | Path | Bundle, inputs: Any, out_dir: str | Path | None = None,
+            write: bool = True, **options: Any) -> Any:
+    """Explain a bundle's predictions on `inputs` (what predict takes; prompts for a language
+    model): integrated gradients, saliency, attention maps and rollout, or the logit lens.
+    options: fields of practicum.explain.ExplainOptions (target, views, steps, max_inputs,
+    top_k, method). Writes PNGs, explain.json and index.html to out_dir (default
+    <bundle>-explain) unless write=False; returns the Explanation with every number."""
+    from practicum.explain import ExplainOptions
+    from practicum.explain import explain as run_explain
+
+    known = set(ExplainOptions.__dataclass_fields__)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UserError(f"explain: unknown option {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    b = bundle if isinstance(bundle, Bundle) else load(bundle)
+    return run_explain(b, inputs, ExplainOptions(**options), out_dir, write)
+
+
 # ---------------------------------------------------------------- serve (issue 5)
+
+
+def serve(models: list[str] | dict[str, str | Path] | str | Path, host: str = "127.0.0.1",
+          port: int = 8000, **settings: Any) -> None:
+    """Serve bundles over HTTP (FastAPI + uvicorn) until SIGTERM/SIGINT, then finish in-flight
+    requests and return. models: `NAME=PATH` strings, paths, or a name -> path dict.
+    settings: fields of practicum.serve.ServeSettings (api_key, max_batch, max_wait_ms,
+    batching, max_body_bytes, max_input_chars, max_inputs, max_new_tokens, ...).
+    A bundle that cannot be loaded raises UserError("cannot serve NAME: why") before the
+    port is bound. For an app object (tests, your own ASGI server): practicum.serve.create_app."""
+    from practicum.serve import ServeSettings, run
+
+    known = set(ServeSettings.__dataclass_fields__)
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise UserError(f"serve: unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    run(models, host, port, ServeSettings(**settings))
 
 
 def _finish(cfg: RunConfig, run_dir: Path, trainer: Any, data: Any, state: Any) -> RunResult:

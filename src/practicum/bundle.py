@@ -154,12 +154,16 @@ class Bundle:
         weights = folder / "model.safetensors"
         if not weights.is_file():
             raise UserError(f"{weights} is missing; the bundle is incomplete, re-export it from its run")
-        model.load_state_dict(load_file(weights, device=device))
+        quantized = _quantize_step(info)
+        if quantized is None:
+            model.load_state_dict(load_file(weights, device=device))
         model.to(device).eval()
         if config.model.type == "pretrained":
             from practicum.peft import merge_lora
 
             merge_lora(model)  # same outputs, one matmul per layer
+        if quantized is not None:
+            model = _load_quantized(model, weights, quantized, device)
         metrics_path = folder / "metrics.json"
         metrics = _read_json(metrics_path) if metrics_path.exists() else {}
         return cls(folder, info, config, preprocessor, model, metrics)
@@ -173,8 +177,12 @@ class Bundle:
         weights = folder / "model.safetensors"
         if not weights.is_file():
             raise UserError(f"{weights} is missing; the bundle is incomplete, re-export it from its run")
-        model.load_state_dict(load_file(weights, device=device))
+        quantized = _quantize_step(info)
+        if quantized is None:
+            model.load_state_dict(load_file(weights, device=device))
         model.to(device).eval()
+        if quantized is not None:
+            model = _load_quantized(model, weights, quantized, device)
         tokenizer = Tokenizer.load(folder / "tokenizer.json")
         if info.get("special_tokens"):
             tokenizer = Tokenizer(tokenizer.inner, info["special_tokens"])
@@ -264,6 +272,22 @@ def find_bundle(path: str | Path) -> Path:
     if not (folder / "bundle.json").is_file():
         raise UserError(f"{folder} is not a practicum bundle (no bundle.json); pass the bundle/ folder of a run")
     return folder
+
+
+def _quantize_step(info: dict[str, Any]) -> dict[str, Any] | None:
+    """The quantization a compressed bundle went through (bundle.json "compression"), or None."""
+    if not info.get("compression"):
+        return None
+    from practicum.compress.store import quantize_step
+
+    return quantize_step(info)
+
+
+def _load_quantized(model: nn.Module, weights: Path, step: dict[str, Any], device: str) -> nn.Module:
+    """A quantized bundle loads back quantized: the recorded structure, filled from the stored ints."""
+    from practicum.compress.store import load_quantized
+
+    return load_quantized(model, weights, step, device)
 
 
 def _task_for(preprocessor: Any, config: RunConfig) -> Any:

@@ -240,13 +240,99 @@ def cmd_export_peft(args: argparse.Namespace, extra: list[str]) -> int:
 # ---------------------------------------------------------------- compress commands (issue 5)
 
 
+def cmd_compress(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+    from practicum.config import parse_overrides
+
+    result = api.compress(
+        args.bundle, prune=args.prune, structured=args.structured, scope=args.scope,
+        recover_epochs=args.recover_epochs, quantize=args.quantize, distill=args.distill,
+        temperature=args.temperature, alpha=args.alpha, overrides=parse_overrides(extra),
+        data=args.data, split=args.split, out=args.out, repeats=args.repeats)
+    print(result.markdown)
+    print(f"compressed bundle: {result.bundle}  (table: {result.bundle / 'compress.md'})")
+    return 0
+
+
 # ---------------------------------------------------------------- export commands (issue 5)
+
+
+def cmd_export(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+
+    result = api.export(args.bundle, args.format, args.out, check=not args.no_check, opset=args.opset,
+                        tolerance=args.tolerance)
+    art = result.info
+    files = art.get("file") or ", ".join(art.get("files", []))
+    how = f"; {art['exporter']} exporter, opset {art['opset']}" if "exporter" in art else ""
+    print(f"exported {args.format} to {result.path} ({files}{how})")
+    if not result.parity.get("checked", True):
+        print("parity: not checked (--no-check)")
+    lat = result.latency
+    if lat:
+        name = "onnxruntime" if "onnxruntime" in lat else "torchscript"
+        print(f"batch-1 latency, {lat['runs']} runs, {lat['threads']} thread(s):")
+        for label, key in (("PyTorch", "torch"), (name, name)):
+            print(f"  {label:12} p50 {lat[key]['p50']:8.3f} ms   p95 {lat[key]['p95']:8.3f} ms")
+        print(f"  {name} is {lat['speedup_p50']}x PyTorch's speed at p50")
+    if args.format == "onnx" and art.get("task") in ("classification", "regression"):
+        print(f"next:\n  {_invoked_as()} predict {result.path} --runtime onnx --input ...")
+    return 0
 
 
 # ---------------------------------------------------------------- explain commands (issue 5)
 
 
+def cmd_explain(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+
+    bundle = api.load(args.bundle)
+    options = {key: value for key, value in (("target", args.target), ("views", args.view),
+               ("steps", args.steps), ("max_inputs", args.max_inputs), ("top_k", args.top_k))
+               if value is not None}
+    result = api.explain(bundle, _explain_inputs(args.input, args.split, bundle), out_dir=args.out,
+                         **options)
+    for item in result.items:
+        print(f"[{item['index']}] {_short(item['input'], 48)}  {item['summary']}")
+    pngs = sum(1 for f in result.files if f.suffix == ".png")
+    print(f"wrote index.html, explain.json and {pngs} PNG files to {result.out_dir}")
+    return 0
+
+
+def _explain_inputs(values: list[str], split: str | None, bundle: Any) -> Any:
+    """Prompts for a language model; for a text classifier plain text is one input; otherwise
+    --input reads as in predict (a file, builtin:NAME, JSON)."""
+    if any(not v.strip() for v in values):
+        raise UserError("--input is empty; give a text, a record, a file or builtin:NAME (a prompt for an LM)")
+    if bundle.is_language_model:
+        if split is not None:
+            raise UserError("--split picks rows of a classifier's data; a language model takes --input prompts")
+        return [v.replace("\\n", "\n") for v in values]
+    is_text = bundle.preprocessor is not None and bundle.preprocessor.kind == "text"
+
+    def plain(v: str) -> bool:
+        return not Path(v).exists() and not v.startswith("builtin:") and v.strip()[:1] not in "[{\""
+
+    if is_text and split is None and all(plain(v) for v in values):
+        return list(values)
+    if len(values) > 1:
+        raise UserError("give one --input for this bundle: a file, builtin:NAME or a JSON list of records")
+    return _input_source(values[0], split, bundle)
+
+
 # ---------------------------------------------------------------- serve commands (issue 5)
+
+
+def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+
+    names = ("api_key", "max_batch", "max_wait_ms", "max_body_bytes", "max_input_chars", "max_inputs",
+             "max_new_tokens", "graceful_timeout", "device")
+    settings = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    if args.no_batching:
+        settings["batching"] = False
+    api.serve(args.bundles, host=args.host, port=args.port, **settings)
+    return 0
 
 
 def cmd_config_show(args: argparse.Namespace, extra: list[str]) -> int:
@@ -294,7 +380,7 @@ def cmd_data_inspect(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
     from practicum import api
 
-    bundle = api.load(args.bundle)
+    bundle = api.load_onnx(args.bundle) if args.runtime == "onnx" else api.load(args.bundle)
     source = _input_source(args.input, args.split, bundle)
     rows = bundle.predict(source)
     if args.output:
@@ -413,12 +499,77 @@ def _parser() -> argparse.ArgumentParser:
     ep.add_argument("--out", required=True, help="folder to write (adapter_config.json, adapter_model.safetensors)")
 
     # ---- compress parser (issue 5)
+    co = _cmd(sub, "compress", cmd_compress, "shrink a bundle (distill -> prune -> quantize) into a new "
+              "one and print the trade-off table; --section.field VALUE configures the student / recovery", True)
+    co.add_argument("bundle")
+    co.add_argument("--prune", type=float, default=None, metavar="AMOUNT",
+                    help="zero this fraction of the prunable weights, smallest magnitude first (e.g. 0.5)")
+    co.add_argument("--structured", action="store_true", help="prune whole channels, rows and heads")
+    co.add_argument("--scope", choices=["global", "layer"], default="global",
+                    help="rank weights across all layers (global) or within each layer")
+    co.add_argument("--recover-epochs", type=float, default=0.0, metavar="N",
+                    help="fine-tune N epochs (0.5: half) after pruning, zeros kept")
+    co.add_argument("--quantize", default=None, metavar="SCHEME",
+                    help="int8 (dynamic; classifiers), static-int8 (CNNs), int8-weight or int4-weight (LMs)")
+    co.add_argument("--distill", default=None, metavar="STUDENT_RECIPE",
+                    help="train this smaller recipe against the bundle's outputs first")
+    co.add_argument("--temperature", type=float, default=None, help="distillation softening (default 2.0)")
+    co.add_argument("--alpha", type=float, default=None,
+                    help="weight of the teacher's soft loss vs the hard labels (default 0.5)")
+    co.add_argument("--data", default=None, help="labelled file (LM: text) to score on (default: the bundle's own data)")
+    co.add_argument("--split", choices=["train", "val", "test"], default=None,
+                    help="which split of the data to score on (default test; val when there is none)")
+    co.add_argument("--out", default=None, help="folder of the new bundle (default: <bundle>-compressed)")
+    co.add_argument("--repeats", type=int, default=30, help="timed calls per latency figure")
 
     # ---- export parser (issue 5)
+    xo = _cmd(sub, "export", cmd_export,
+              "export a bundle (onnx, hf, peft, torchscript) and check its outputs against the bundle's")
+    xo.add_argument("bundle")
+    xo.add_argument("--format", required=True, choices=["onnx", "hf", "peft", "torchscript"])
+    xo.add_argument("--out", default=None, help="folder to write (default: <bundle>-<format> beside the bundle)")
+    xo.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's, 18)")
+    xo.add_argument("--tolerance", type=float, default=None,
+                    help="largest absolute difference the parity check accepts (default 1e-4)")
+    xo.add_argument("--no-check", action="store_true", help="skip the parity check and the latency figures")
 
     # ---- explain parser (issue 5)
+    xp = _cmd(sub, "explain", cmd_explain,
+              "why a bundle predicts what it does: attributions, attention, logit lens (PNG + HTML)")
+    xp.add_argument("bundle")
+    xp.add_argument("--input", action="append", required=True,
+                    help="text (repeatable), a record or list as JSON, a file, or builtin:NAME; "
+                    "for a language model a prompt")
+    xp.add_argument("--split", choices=["train", "val", "test"], default=None,
+                    help="with --input builtin:NAME: that split of the bundle's own split")
+    xp.add_argument("--target", default=None, help="class to explain (default: the predicted one)")
+    xp.add_argument("--view", action="append", choices=["attributions", "attention", "logit-lens"],
+                    default=None, help="what to show (repeatable; default: all the bundle supports)")
+    xp.add_argument("--steps", type=int, default=None, help="integrated-gradients steps (more: a smaller delta)")
+    xp.add_argument("--max-inputs", type=int, default=None, help="explain at most N inputs (the first ones)")
+    xp.add_argument("--top-k", type=int, default=None, help="logit lens: next-token candidates kept per layer")
+    xp.add_argument("--out", default=None, help="output folder (default: <bundle>-explain next to it)")
 
     # ---- serve parser (issue 5)
+    from practicum.serve.settings import ServeSettings
+
+    sv = _cmd(sub, "serve", cmd_serve, "serve bundles over HTTP: predict, embed, generate, "
+              "OpenAI-compatible routes, a playground at /")
+    sv.add_argument("bundles", nargs="+", metavar="BUNDLE",
+                    help="bundle folder, or NAME=PATH to choose the model's name (default: the folder's)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--api-key", default=None, help=ServeSettings.help("api_key"))
+    sv.add_argument("--max-batch", type=int, default=None, help=ServeSettings.help("max_batch"))
+    sv.add_argument("--max-wait-ms", type=float, default=None, help=ServeSettings.help("max_wait_ms"))
+    sv.add_argument("--no-batching", action="store_true", help="run every request alone (max batch 1)")
+    sv.add_argument("--max-body-bytes", type=int, default=None, help=ServeSettings.help("max_body_bytes"))
+    sv.add_argument("--max-input-chars", type=int, default=None, help=ServeSettings.help("max_input_chars"))
+    sv.add_argument("--max-inputs", type=int, default=None, help=ServeSettings.help("max_inputs"))
+    sv.add_argument("--max-new-tokens", type=int, default=None, help=ServeSettings.help("max_new_tokens"))
+    sv.add_argument("--graceful-timeout", type=float, default=None,
+                    help=ServeSettings.help("graceful_timeout"))
+    sv.add_argument("--device", default=None, help="where the models run (default cpu)")
 
     c = sub.add_parser("config", help="show configs and fields").add_subparsers(metavar="ACTION")
     s = _cmd(c, "show", cmd_config_show, "print the fully resolved config", True)
@@ -438,6 +589,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="with --input builtin:NAME or a recipe's data: that split of the bundle's own split")
     pr.add_argument("--output", default=None, help="write predictions to CSV or JSONL instead")
     pr.add_argument("--format", choices=["table", "json"], default="table")
+    pr.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                    help="onnx: run the model.onnx of a folder from `export --format onnx` with onnxruntime")
 
     e = _cmd(sub, "evaluate", cmd_evaluate, "metrics of a bundle on labelled data")
     e.add_argument("bundle")

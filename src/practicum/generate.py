@@ -255,7 +255,7 @@ def generate_ids(model: TransformerLM, prompts: list[list[int]], cfg: Generation
 # ---------------------------------------------------------------- text
 
 
-class _TextTracker:
+class TextTracker:
     """One sequence's new text as tokens arrive: decoded only once stable, cut at a stop string.
 
     Decoding a short window of recent tokens (the vLLM scheme) keeps each step cheap; text is
@@ -329,7 +329,7 @@ class _TextRun:
                  cfg: GenerationConfig) -> None:
         self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
         self.encoded = _encode_prompts(tokenizer, prompts)
-        self.trackers = [_TextTracker(tokenizer, cfg.stop) for _ in prompts]
+        self.trackers = [TextTracker(tokenizer, cfg.stop) for _ in prompts]
 
     def steps(self) -> Iterator[Step]:
         push = (lambda i, token: self.trackers[i].push(token))  # noqa: E731

@@ -30,11 +30,13 @@ IMAGE_TARGET = "label"
 
 
 def load_data(data: DataConfig, task: TaskConfig, tokenizer: Any = None,
-              max_length: int | None = None) -> DataSplits:
+              max_length: int | None = None, preprocessor: Preprocessor | None = None) -> DataSplits:
     """Read data.path (+ val_path/test_path), split deterministically, fit on train, transform all.
 
     With `tokenizer` (fine-tuning a pretrained model) text is read with it, train/val/test are
     checked for shared rows first (data.leakage, data.dedupe), and data.shots applies.
+    With `preprocessor` (an earlier run's: a distillation teacher's) nothing is fitted; every
+    split is transformed with it, so the inputs match that run's exactly.
     """
     parts, kind, resolved, features, target = _split_raw(data, task)
     leakage = None
@@ -42,7 +44,8 @@ def load_data(data: DataConfig, task: TaskConfig, tokenizer: Any = None,
         parts, leakage = _check_leakage(parts, data, features)
     if data.shots is not None:
         parts = _few_shot(parts, data, resolved, target)
-    pre = Preprocessor.fit(parts.train, data, kind, resolved, features, target, tokenizer, max_length)
+    pre = preprocessor or Preprocessor.fit(parts.train, data, kind, resolved, features, target,
+                                           tokenizer, max_length)
     return DataSplits(
         train=pre.transform(parts.train, with_target=True, source=parts.train.source),
         val=pre.transform(parts.val, with_target=True, source=parts.val.source),

@@ -1,0 +1,126 @@
+"""Request inputs -> what a bundle's own preprocessing reads.
+
+    text models     "a sentence", {"text": "..."} or {FEATURE: "...", ...} -> one string per input
+                    (several text features joined with spaces, as in training)
+    tabular models  {FEATURE: value, ...} (a missing feature is an empty cell, imputed as in training)
+    image models    {"image": "<base64 PNG/JPEG, or a data: URL>"} -> pixels in the training scale
+    taggers         "a sentence" or {"tokens": [...]} (as Bundle.predict takes them)
+
+Nothing a request sends is ever read as a file path. Errors name the input (inputs.3).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from typing import Any
+
+import numpy as np
+
+from practicum.serve.limits import ApiError
+
+_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def prepare(bundle: Any, items: list[Any], max_image_pixels: int) -> Any:
+    """The inputs of one request, checked, in the form the bundle's preprocessing takes."""
+    if bundle.tagging is not None:
+        return [_tagger_input(item, i, bundle.tagging.cfg.task.words_field) for i, item in enumerate(items)]
+    pre = bundle.preprocessor
+    if pre.kind == "image":
+        arrays = [_image_input(item, i, pre.inputs, max_image_pixels) for i, item in enumerate(items)]
+        return np.stack(arrays)  # (N, H, W, C)
+    if pre.kind == "text":
+        return [_text(item, i, pre.features, pre.target) for i, item in enumerate(items)]
+    return [_table_record(item, i, pre.features, pre.target) for i, item in enumerate(items)]
+
+
+def join(prepared: list[Any]) -> Any:
+    """Several requests' prepared inputs as one batch input."""
+    if isinstance(prepared[0], np.ndarray):
+        return np.concatenate(prepared)
+    return [x for part in prepared for x in part]
+
+
+def _bad(i: int, message: str, code: str = "invalid_input") -> ApiError:
+    return ApiError(422, f"inputs.{i}: {message}", f"inputs.{i}", code)
+
+
+def _text(item: Any, i: int, features: list[str], target: str) -> str:
+    """The text the model reads: the string, or the record's text fields joined with spaces
+    (practicum.data.text.column_text, which training used)."""
+    if isinstance(item, str):
+        return item
+    if not isinstance(item, dict):
+        raise _bad(i, "a text model takes a string or {\"text\": ...}")
+    if "text" in item and "text" not in features:
+        item = {features[0]: item["text"], **{k: v for k, v in item.items() if k != "text"}}
+    record = _known_fields(item, i, features, target)
+    bad = [k for k, v in record.items() if v is not None and not isinstance(v, str)]
+    if bad:
+        raise _bad(i, f"field {bad[0]!r} must be a string")
+    return " ".join(v for v in (record.get(f) for f in features) if v)
+
+
+def _table_record(item: Any, i: int, features: list[str], target: str) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise _bad(i, f"a tabular model takes a record (object) with the fields {', '.join(features)}")
+    record = _known_fields(item, i, features, target)
+    bad = [k for k, v in record.items() if isinstance(v, dict | list)]
+    if bad:
+        raise _bad(i, f"field {bad[0]!r} must be a number, a string or null")
+    return {f: record.get(f) for f in features}
+
+
+def _known_fields(item: dict[str, Any], i: int, features: list[str], target: str) -> dict[str, Any]:
+    unknown = [k for k in item if k not in features and k != target]
+    if unknown:
+        raise _bad(i, f"unknown field {unknown[0]!r}; the model reads {', '.join(features)}")
+    if not any(k in item for k in features):
+        raise _bad(i, f"the record has none of the model's fields ({', '.join(features)})")
+    return {k: v for k, v in item.items() if k in features}
+
+
+def _tagger_input(item: Any, i: int, words_field: str) -> Any:
+    if isinstance(item, str) and item.split():
+        return item
+    if isinstance(item, dict):
+        words = item.get(words_field, item.get("text"))
+        if isinstance(words, str) and words.split():
+            return words
+        if isinstance(words, list) and words and all(isinstance(w, str) for w in words):
+            return {words_field: words}
+    raise _bad(i, f"a tagger takes a non-empty sentence or {{\"{words_field}\": [words]}}")
+
+
+def _image_input(item: Any, i: int, encoder: Any, max_pixels: int) -> np.ndarray:
+    """A base64 PNG/JPEG -> (H, W, C) pixels in the stored scale of the training images:
+    the bundle's channels, resized to its size when different, then its own normalisation."""
+    from PIL import Image, UnidentifiedImageError
+
+    value = item.get("image") if isinstance(item, dict) else None
+    if not isinstance(value, str):
+        raise _bad(i, "an image model takes {\"image\": \"<base64 PNG or JPEG>\"}")
+    if value.startswith("data:"):
+        head, _, value = value.partition(",")
+        if ";base64" not in head:
+            raise _bad(i, "a data: URL image must be base64 (data:image/png;base64,...)")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _bad(i, "image is not valid base64") from None
+    c, h, w = encoder.shape
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
+            if im.size[0] * im.size[1] > max_pixels:
+                raise ApiError(400, f"inputs.{i}: image of {im.size[0]}x{im.size[1]} pixels is larger "
+                               f"than the limit ({max_pixels} pixels)", f"inputs.{i}", "image_too_large")
+            pixels = im.convert(_MODES[c])
+            if pixels.size != (w, h):
+                pixels = pixels.resize((w, h), Image.Resampling.BILINEAR)
+            array = np.asarray(pixels, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        raise _bad(i, "cannot read the image; send a PNG or JPEG file, base64-encoded") from None
+    array = array[..., None] if array.ndim == 2 else array  # (H, W, C)
+    return array.astype(np.float32) / 255.0 * float(encoder.scale)

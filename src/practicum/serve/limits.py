@@ -1,0 +1,175 @@
+"""Errors in one JSON shape (OpenAI's), the API key check and the body-size limit.
+
+Every 4xx/5xx the server sends reads
+`{"error": {"message": ..., "type": ..., "param": ..., "code": ...}}`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from practicum.errors import UserError
+
+log = logging.getLogger(__name__)
+
+_TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
+          429: "rate_limit_error", 500: "server_error", 503: "service_unavailable"}
+
+
+class ApiError(Exception):
+    """A request the server refuses: status, one-line message, the parameter at fault, a code."""
+
+    def __init__(self, status: int, message: str, param: str | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+
+def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict:
+    kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def error_response(status: int, message: str, param: str | None = None,
+                   code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message, param, code), status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every kind of failure to the one JSON error shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.param, exc.code)
+
+    @app.exception_handler(UserError)
+    async def _user(request: Request, exc: UserError) -> JSONResponse:  # the bundle's own input checks
+        return error_response(422, str(exc), "inputs", "invalid_input")
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_response(exc.errors())
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}; see GET /v1/models and the README"
+        return error_response(exc.status_code, message, None, _code(exc.status_code),
+                              headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return error_response(500, f"internal error: {type(exc).__name__}: {exc}", None, "internal_error")
+
+
+def validation_response(errors: list[Any]) -> JSONResponse:
+    """FastAPI's validation errors -> 400 (malformed JSON) or 422 (wrong fields or types)."""
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
+    if first.get("type") == "json_invalid":
+        detail = (first.get("ctx") or {}).get("error", "")
+        return error_response(400, f"the request body is not valid JSON ({detail or first.get('msg')}); "
+                              "send a JSON object", None, "invalid_json")
+    loc = [str(p) for p in first.get("loc", ()) if p != "body" and not _union_tag(p)]
+    param = ".".join(loc) or None
+    message = first.get("msg", "invalid value")
+    if first.get("type") == "missing":
+        message = "field required"
+    elif first.get("type") == "model_attributes_type" and not loc:
+        message = "expected a JSON object"
+    elif first.get("type") == "extra_forbidden":
+        message = "unknown field; remove it (see the route's fields in the README)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    where = f"{param}: " if param else "body: "
+    return error_response(422, f"{where}{message}{more}", param, first.get("type") or "invalid_value")
+
+
+def _union_tag(part: object) -> bool:
+    """pydantic names the member of a union in the error location ('str', 'list[str]')."""
+    return isinstance(part, str) and ("[" in part or part in ("str", "int", "float", "bool", "dict", "list"))
+
+
+def _code(status: int) -> str:
+    return {404: "not_found", 405: "method_not_allowed"}.get(status, f"http_{status}")
+
+
+class Guard:
+    """ASGI middleware: the API key on /v1/* (401) and the body-size limit (413), checked before
+    FastAPI parses anything. The body is read here and replayed to the app."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None, max_body_bytes: int) -> None:
+        self.app, self.api_key, self.max_body = app, api_key, max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.api_key and scope["path"].startswith("/v1/") and not self._authorised(scope):
+            await error_response(401, "missing or wrong API key; send the header "
+                                 "'Authorization: Bearer KEY'", None, "invalid_api_key",
+                                 headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await self._too_large(scope, receive, send)
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith("/v1/"):  # JSON only: `curl -d` sends a form content type
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+                     + [(b"content-type", b"application/json")]}
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body:
+                await self._too_large(scope, receive, send)
+                return
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+    def _authorised(self, scope: Scope) -> bool:
+        given = _header(scope, b"authorization") or ""
+        scheme, _, token = given.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(),
+                                                                   str(self.api_key).encode())
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, f"the request body is larger than {self.max_body} bytes "
+                                  "(--max-body-bytes); send fewer or smaller inputs", None,
+                                  "request_too_large", headers={"Connection": "close"})
+        await response(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive() that gives the buffered body once, then the real channel (disconnects)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -1,0 +1,308 @@
+"""The served models: one per bundle, each with its own worker thread(s).
+
+    Predictor       classification, regression, token classification bundles: predict + embed,
+                    micro-batched (one forward pass serves every request of a batch)
+    LanguageModel   causal LMs: generate (continuous batching, decoding.py) + embed;
+                    masked LMs: embed
+
+Embeddings: a predictor's is the vector its head reads (text classifiers: the pooled state;
+pretrained encoders: their pooling); a language model's is the mean of its last hidden states
+over the real tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from practicum.bundle import Bundle
+from practicum.errors import UserError
+from practicum.generate import GenerationConfig
+from practicum.serve import inputs
+from practicum.serve.batching import Job, MicroBatcher, settle
+from practicum.serve.decoding import DecodeEngine, RequestStream
+from practicum.serve.limits import ApiError
+from practicum.serve.metrics import ServeMetrics
+from practicum.serve.settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "</s>", "<|endoftext|>")
+"""Tokens that end an assistant turn in common chat templates; a chat request stops at them."""
+
+
+class ServedModel:
+    """A bundle behind a name. Subclasses say what it can do (`endpoints`) and do it."""
+
+    endpoints: tuple[str, ...] = ()
+
+    def __init__(self, name: str, bundle: Bundle, settings: ServeSettings, metrics: ServeMetrics) -> None:
+        self.name, self.bundle, self.settings, self.metrics = name, bundle, settings, metrics
+        self.task = str(bundle.info.get("task"))
+        self.created = _created(bundle.info.get("created"))
+        self.batcher = MicroBatcher(name, self._run_jobs, settings.max_batch, settings.max_wait_ms / 1000,
+                                    on_batch=lambda n: metrics.batch_size.labels(name, "predict").observe(n))
+
+    @property
+    def kind(self) -> str:
+        return "text"
+
+    @property
+    def labels(self) -> list[str] | None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """This model's entry in GET /v1/models."""
+        return {"id": self.name, "object": "model", "created": self.created, "owned_by": "practicum",
+                "task": self.task, "kind": self.kind, "labels": self.labels,
+                "model_type": self.bundle.config.model.type, "endpoints": list(self.endpoints),
+                "chat": False}
+
+    def require(self, endpoint: str) -> None:
+        if endpoint not in self.endpoints:
+            can = ", ".join(f"/v1/{e}" for e in self.endpoints) or "nothing"
+            raise ApiError(400, f"model {self.name!r} is a {self.task} model and has no /v1/{endpoint}; "
+                           f"it serves {can}", "model", "unsupported_endpoint")
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    def stop(self) -> None:
+        self.batcher.stop()
+
+    async def warm(self) -> None:
+        """Run each endpoint once, so the first real request does not pay for lazy set-up."""
+
+    async def run(self, op: str, items: list[Any]) -> list[Any]:
+        """predict or embed over a request's inputs, batched with other requests."""
+        self.require(op)
+        return await self.batcher.submit(op, items)
+
+    def _run_jobs(self, jobs: list[Job]) -> None:
+        raise NotImplementedError
+
+
+class Predictor(ServedModel):
+    """Classifier, regressor or tagger bundles: predict and embed in one forward pass."""
+
+    def __init__(self, name: str, bundle: Bundle, settings: ServeSettings, metrics: ServeMetrics) -> None:
+        super().__init__(name, bundle, settings, metrics)
+        self.endpoints = ("predict",) if bundle.tagging is not None else ("predict", "embed")
+        self._captured: list[torch.Tensor] = []
+        if bundle.tagging is None:
+            _head(bundle.model).register_forward_pre_hook(
+                lambda module, args: self._captured.append(args[0].detach().float().cpu()))
+
+    @property
+    def kind(self) -> str:
+        return "text" if self.bundle.tagging is not None else str(self.bundle.preprocessor.kind)
+
+    @property
+    def labels(self) -> list[str] | None:
+        if self.bundle.tagging is not None:
+            return list(self.bundle.info["tag_names"])
+        return self.bundle.preprocessor.label_names
+
+    async def warm(self) -> None:
+        await self.run("predict", [self._example()])
+
+    def _example(self) -> Any:
+        """A valid input built from the bundle alone (an empty record is imputed)."""
+        pre = self.bundle.preprocessor
+        if self.bundle.tagging is not None or pre.kind == "text":
+            return "warm up"
+        if pre.kind == "image":
+            import base64
+            import io
+
+            from PIL import Image
+
+            c, h, w = pre.inputs.shape
+            buffer = io.BytesIO()
+            Image.new({1: "L", 3: "RGB", 4: "RGBA"}[c], (w, h)).save(buffer, format="PNG")
+            return {"image": base64.b64encode(buffer.getvalue()).decode()}
+        return {pre.features[0]: None}
+
+    def _run_jobs(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            try:
+                job.prepared = inputs.prepare(self.bundle, job.items, self.settings.max_image_pixels)
+            except (ApiError, UserError) as exc:
+                settle(job.future, error=exc)
+        ready = [j for j in jobs if not j.future.done()]
+        try:
+            self._forward(ready)
+        except (ApiError, UserError) as exc:  # one bad input: find whose, so the others still get answers
+            if len(ready) == 1:
+                settle(ready[0].future, error=exc)
+                return
+            for job in ready:
+                try:
+                    self._forward([job])
+                except (ApiError, UserError) as err:
+                    settle(job.future, error=err)
+
+    def _forward(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        if self.bundle.tagging is not None:
+            records = self.bundle.predict(inputs.join([j.prepared for j in jobs]))
+            return _share(jobs, [{k: v for k, v in r.items() if k != "input"} for r in records], None)
+        pre, raw = self.bundle.preprocessor, inputs.join([j.prepared for j in jobs])
+        if pre.kind == "text":  # the encoder alone: what transform() does after pandas
+            batch = pre.inputs.encode(raw)
+        else:
+            batch, _, _ = pre.load_inputs(raw)
+        self._captured.clear()
+        outputs = self.bundle.outputs(batch)
+        features = torch.cat(self._captured) if self._captured else None
+        records = self.bundle.task.predictions(outputs)
+        _share(jobs, records, features)
+
+
+class LanguageModel(ServedModel):
+    """A language-model bundle: generation (causal) and embeddings (both kinds)."""
+
+    def __init__(self, name: str, bundle: Bundle, settings: ServeSettings, metrics: ServeMetrics) -> None:
+        super().__init__(name, bundle, settings, metrics)
+        self.tokenizer = bundle.tokenizer
+        self.block = int(bundle.config.model.block_size)
+        self.causal = bool(bundle.config.model.causal)
+        self.chat_template: str | None = bundle.info.get("chat_template") or None
+        self.endpoints = ("generate", "completions", "chat", "embed") if self.causal else ("embed",)
+        self.engine: DecodeEngine | None = None
+        if self.causal:
+            self.engine = DecodeEngine(
+                name, bundle.model, self.tokenizer, settings.max_batch, settings.max_wait_ms / 1000,
+                on_step=lambda n: self._on_step(n),
+                on_admit=lambda n: metrics.prompt_tokens.labels(name).inc(n))
+
+    def _on_step(self, rows: int) -> None:
+        self.metrics.batch_size.labels(self.name, "generate").observe(rows)
+        self.metrics.generated.labels(self.name).inc(rows)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "chat": self.chat_template is not None, "context_length": self.block}
+
+    def start(self) -> None:
+        super().start()
+        if self.engine is not None:
+            self.engine.start()
+
+    def stop(self) -> None:
+        if self.engine is not None:
+            self.engine.stop(self.settings.graceful_timeout)
+        super().stop()
+
+    async def warm(self) -> None:
+        await self.run("embed", ["warm up"])
+        if self.engine is not None:
+            stream = self.generate([self.encode("warm up", "prompt")], GenerationConfig(
+                max_new_tokens=2, temperature=0))
+            async for _ in stream.events():
+                pass
+
+    def encode(self, prompt: str, param: str) -> list[int]:
+        """A prompt's token ids, checked against the context (400 when it does not fit)."""
+        ids = self.tokenizer.encode(prompt)
+        if not ids:
+            if self.tokenizer.bos_id is None:
+                raise ApiError(400, f"{param} is empty and the tokenizer has no bos token to start from; "
+                               "give some text", param, "empty_prompt")
+            ids = [self.tokenizer.bos_id]
+        if len(ids) >= self.block:
+            raise ApiError(400, f"{param} has {len(ids)} tokens but model {self.name!r} reads at most "
+                           f"{self.block} (its context) including new tokens; shorten it to at most "
+                           f"{self.block - 1}", param, "context_length_exceeded")
+        return ids
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """The conversation as the prompt text the model was tuned on (its chat template)."""
+        from practicum.data.sft import render_chat
+
+        if self.chat_template is None:
+            raise ApiError(400, f"model {self.name!r} has no chat template; use /v1/completions "
+                           "(or /v1/generate) with a plain prompt", "messages", "no_chat_template")
+        return render_chat(self.chat_template, messages, True, self.tokenizer)
+
+    def stop_ids(self, chat: bool) -> frozenset[int]:
+        """eos, and for chat the end-of-turn tokens its template writes."""
+        ids = {self.tokenizer.eos_id} if self.tokenizer.eos_id is not None else set()
+        if chat and self.chat_template:
+            vocab = self.tokenizer.inner.get_vocab(with_added_tokens=True)
+            ids |= {vocab[t] for t in END_OF_TURN if t in self.chat_template and t in vocab}
+        return frozenset(ids)
+
+    def generate(self, prompts: list[list[int]], cfg: GenerationConfig, chat: bool = False) -> RequestStream:
+        self.require("generate")
+        assert self.engine is not None
+        return self.engine.open(prompts, cfg, self.stop_ids(chat))
+
+    def _run_jobs(self, jobs: list[Job]) -> None:
+        from practicum.data.text import encode_texts
+
+        texts = [t for job in jobs for t in job.items]
+        ids, mask = encode_texts(self.tokenizer, texts, self.block)
+        device = self.bundle.model.wte.weight.device
+        ids, mask = ids.to(device), mask.to(device)
+        with torch.inference_mode():
+            states = self.bundle.model.hidden_states(ids, mask=mask)  # (N, T, C)
+            m = mask[..., None].to(states.dtype)
+            pooled = ((states * m).sum(1) / m.sum(1).clamp(min=1.0)).float().cpu()  # (N, C)
+        _share(jobs, None, pooled)
+
+
+def _share(jobs: list[Job], records: list[dict] | None, features: torch.Tensor | None) -> None:
+    """Give each job its rows: prediction records for predict, vectors for embed."""
+    start = 0
+    for job in jobs:
+        n = len(job.prepared) if job.prepared is not None else len(job.items)
+        if job.op == "embed":
+            if features is None:
+                settle(job.future, error=ApiError(400, "this model has no embedding", "model"))
+            else:
+                settle(job.future, features[start:start + n].tolist())
+        else:
+            settle(job.future, records[start:start + n] if records is not None else [])
+        start += n
+
+
+def _head(model: nn.Module) -> nn.Module:
+    """The module whose input is the representation the predictions are read from."""
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Module):
+        return head
+    linear = [m for m in model.modules() if "Linear" in type(m).__name__]
+    if not linear:
+        raise UserError(f"{type(model).__name__} has no linear head to read embeddings from")
+    return linear[-1]
+
+
+def _created(stamp: Any) -> int:
+    try:
+        return int(datetime.fromisoformat(str(stamp)).timestamp())
+    except ValueError:
+        return int(time.time())
+
+
+def load_models(specs: dict[str, Path], settings: ServeSettings, metrics: ServeMetrics) -> dict[str, ServedModel]:
+    """Load every bundle; the first that fails stops everything with `cannot serve NAME: why`."""
+    models: dict[str, ServedModel] = {}
+    for name, path in specs.items():
+        try:
+            bundle = Bundle.load(path, device=settings.device)
+            kind = LanguageModel if bundle.is_language_model else Predictor
+            models[name] = kind(name, bundle, settings, metrics)
+        except UserError as exc:
+            raise UserError(f"cannot serve {name}: {exc}") from None
+        except Exception as exc:  # a damaged file, a shape mismatch: still one clear line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise UserError(f"cannot serve {name}: {type(exc).__name__}: {first}") from None
+        log.info("loaded %s from %s (%s, %s)", name, path, models[name].task, models[name].kind)
+    return models
