@@ -74,3 +74,17 @@ def test_report_rewrites_the_page(bundle, capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 0
     assert "quickstart" in capsys.readouterr().out
+
+
+def test_predict_takes_long_json_records(bundle, capsys):
+    """JSON text longer than a file name may be is still read as JSON, not looked up as a path."""
+    from practicum.data import raw_split
+
+    loaded = practicum.load(bundle)
+    frame = raw_split(loaded.config.data, loaded.config.task, "test").frame.head(4)
+    text = json.dumps(frame.drop(columns=[loaded.config.data.target or "label"], errors="ignore")
+                      .to_dict(orient="records"))
+    assert len(text) > 300
+    assert main(["predict", str(bundle), "--input", text, "--format", "json"]) == 0
+    expected = [r["prediction"] for r in loaded.predict(frame.to_dict(orient="records"))]
+    assert [r["prediction"] for r in json.loads(capsys.readouterr().out)] == expected

@@ -620,12 +620,20 @@ def _input_source(value: str, split: str | None, bundle: Any) -> Any:
         cfg = bundle.config.data.model_copy(update={"path": value}) if value != "-" else bundle.config.data
         return raw_split(cfg, bundle.config.task, split)
     text = value.strip()
-    if text[:1] in "[{\"" and not Path(value).exists():
+    if text[:1] in "[{\"" and not _is_file(value):
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise UserError(f"--input is not a file and not valid JSON ({exc.msg} at column {exc.colno})") from None
     return value
+
+
+def _is_file(value: str) -> bool:
+    """Whether a --input value names an existing path (JSON text can be too long to be one)."""
+    try:
+        return Path(value).exists()
+    except OSError:
+        return False
 
 
 def _pull_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
