@@ -111,18 +111,20 @@ def _native_routes(app: FastAPI, state: ServeState) -> None:
     async def playground() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
+    # JSONResponse directly: plain JSON types already, FastAPI's encoder would only cost time
     @app.post("/v1/predict")
-    async def predict(body: InputsRequest, request: Request) -> dict[str, Any]:
+    async def predict(body: InputsRequest, request: Request) -> JSONResponse:
         model = state.pick(request, body.model, "predict")
         state.check_inputs(body.inputs)
-        return {"model": model.name, "predictions": await model.run("predict", body.inputs)}
+        return JSONResponse({"model": model.name, "predictions": await model.run("predict", body.inputs)})
 
     @app.post("/v1/embed")
-    async def embed(body: InputsRequest, request: Request) -> dict[str, Any]:
+    async def embed(body: InputsRequest, request: Request) -> JSONResponse:
         model = state.pick(request, body.model, "embed")
         state.check_inputs(body.inputs)
         vectors = await model.run("embed", body.inputs)
-        return {"model": model.name, "embeddings": vectors, "dim": len(vectors[0]) if vectors else 0}
+        return JSONResponse({"model": model.name, "embeddings": vectors,
+                             "dim": len(vectors[0]) if vectors else 0})
 
     @app.post("/v1/generate", response_model=None)
     async def generate(body: GenerateRequest, request: Request) -> dict[str, Any] | StreamingResponse:
