@@ -172,6 +172,20 @@ def test_text_student_follows_its_teacher_and_its_bundle_loads(text_classifier_b
     assert (result.run_dir / "report.html").is_file() and (result.run_dir / "config.yaml").is_file()
 
 
+def test_a_from_scratch_teachers_data_is_not_held_to_the_fine_tuning_leakage_check(labelled_csv, tmp_path,
+                                                                                   one_thread):
+    """The train/held-out duplicate check guards fine-tuning of pretrained models; a word-vocabulary
+    teacher trained on data with near-duplicate rows across its splits still distils."""
+    rows = labelled_csv.read_text().splitlines()
+    (tmp_path / "dup.csv").write_text("\n".join(rows + [r.replace(",", " !,", 1) for r in rows[1:]]) + "\n")
+    teacher = practicum.train(None, [
+        f"data.path={tmp_path / 'dup.csv'}", "data.kind=text", "data.features=[text]", "data.target=label",
+        "model.type=rnn", "model.hidden_size=8", "train.epochs=1", f"out_dir={tmp_path / 't'}"]).bundle
+    recipe = {"model": {"type": "rnn", "hidden_size": 4}, "train": {"epochs": 1, **QUIET}}
+    result = distill_bundle(practicum.load(teacher), recipe, None, tmp_path / "student")
+    assert practicum.load(result.bundle).predict(["my card was declined"])[0]["prediction"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("fixture", "student"), [
     ("image_classifier_bundle", {"type": "mlp", "hidden_sizes": [32]}),

@@ -174,7 +174,8 @@ def _distil_classifier(cfg: RunConfig, run_dir: Path, teacher: Bundle, settings:
     from practicum.train.trainer import Trainer
 
     pre = teacher.preprocessor
-    tokenizer = getattr(pre.inputs, "tokenizer", None)  # a fine-tuned teacher: same leakage checks
+    # a fine-tuned pretrained teacher read its text with its tokenizer and the leakage checks
+    tokenizer = getattr(pre.inputs, "tokenizer", None) if teacher.config.model.type == "pretrained" else None
     data = load_data(cfg.data, cfg.task, tokenizer, preprocessor=pre)
     hard = _build_task(data, cfg)
     model = build_model(cfg.model, data.spec, hard.num_outputs())
