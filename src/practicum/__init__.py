@@ -12,8 +12,15 @@
     practicum.train("banking77_minilm", ["peft.strategy=lora"])   # fine-tune a pretrained model
     practicum.ladder("banking77_minilm")                # zero-shot ... full fine-tuning, one table
 
+    from practicum import api
+    api.compress(result.bundle, quantize="int8")        # prune / quantize / distill -> a new bundle
+    api.export(result.bundle, "onnx")                   # onnx | torchscript | hf | peft, parity-checked
+    api.explain(result.bundle, ["some text"])           # attributions, attention, logit lens
+    api.serve({"clf": result.bundle})                   # FastAPI: /v1/predict, OpenAI routes, playground
+
 `practicum.evaluate` is the metrics/plots/report subpackage; the evaluate *function* is
-`practicum.api.evaluate` (or `Bundle.evaluate`).
+`practicum.api.evaluate` (or `Bundle.evaluate`). Likewise compress, explain and serve are
+subpackages; their functions live in `practicum.api`.
 """
 
 from __future__ import annotations
