@@ -33,6 +33,7 @@ from practicum.models.pretrained import PretrainedClassifier, pool
 from practicum.models.rnn import RNNClassifier
 
 log = logging.getLogger(__name__)
+REGISTRY_LOGGER = "torch.onnx._internal.exporter._registration"
 
 Batch = dict[str, Tensor]
 Runner = Callable[[Batch], Tensor]
@@ -138,11 +139,14 @@ def _onnx_export(exporter: str, fwd: GraphForward, example: tuple[Tensor, ...], 
 
 @contextlib.contextmanager
 def _quiet_loggers() -> Iterator[None]:
-    """The dynamo exporter's optimizer logs every rewrite at INFO; keep those to warnings."""
-    loggers = [logging.getLogger(n) for n in ("onnxscript", "onnx_ir", "torch.onnx", "torch.export")]
+    """The dynamo exporter's optimizer logs every rewrite at INFO; keep those to warnings, and
+    drop its registry's warnings about torchvision ops (not installed, not used)."""
+    names = ("onnxscript", "onnx_ir", "torch.onnx", "torch.export", REGISTRY_LOGGER)
+    loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
-        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+        floor = logging.ERROR if lg.name == REGISTRY_LOGGER else logging.WARNING
+        lg.setLevel(max(lg.getEffectiveLevel(), floor))
     try:
         yield
     finally:
