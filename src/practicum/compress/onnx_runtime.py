@@ -11,7 +11,6 @@ outputs; only `outputs(batch)` differs.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from practicum.bundle import Bundle
+from practicum.bundle import Bundle, _read_json
 from practicum.config import validate
 from practicum.errors import UserError
 
@@ -106,11 +105,3 @@ def load_onnx_bundle(path: str | Path, threads: int | None = None) -> OnnxBundle
               [i.name for i in session.get_inputs()])
     return OnnxBundle(folder, info, config, preprocessor, session, metrics)
 
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path} is missing; the export folder is incomplete, export the bundle again") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); export the bundle again") from None
