@@ -67,6 +67,7 @@ def train(
     from practicum.data import load_data
     from practicum.models import build_model
     from practicum.pretraining import is_lm_run, train_lm
+    from practicum.train import distributed
     from practicum.train.checkpoint import seed_everything
     from practicum.train.trainer import Trainer
 
@@ -79,6 +80,7 @@ def train(
     else:
         cfg = resolve_config(config, overrides)
         run_dir = _fresh_dir(Path(cfg.out_dir))
+    run_dir, resume = _distributed_run_dir(cfg, run_dir, resume)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     seed_everything(cfg.train.seed)
@@ -102,8 +104,10 @@ def train(
         model = build_model(cfg.model, data.spec, task.num_outputs())
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = cfg.model_copy(update={"out_dir": str(run_dir)})
-    (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
-    if data.leakage is not None:  # the train vs val/test overlap check of a fine-tuning run
+    main = distributed.is_main()  # under torchrun only rank 0 writes files
+    if main:
+        (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+    if data.leakage is not None and main:  # the train vs val/test overlap check of a fine-tuning run
         (run_dir / "leakage.json").write_text(json.dumps(data.leakage, indent=2), encoding="utf-8")
     log.info("run folder %s: %s on %s (%d train / %d val / %d test rows), %s parameters",
              run_dir, cfg.model.type, cfg.data.path, _n(data.train), _n(data.val), _n(data.test),
@@ -112,7 +116,39 @@ def train(
     trainer = Trainer(cfg.train, model, task, data.train, data.val, run_dir, augment=augment)
     state = trainer.fit(resume=bool(resume))
     trainer.load_best()
+    if not main:  # rank 0 tests, writes the bundle and the report
+        return RunResult(run_dir, run_dir / "bundle", run_dir / "report.md", {}, {"rank": trainer.dist.rank})
     return _finish(cfg, run_dir, trainer, data, state)
+
+
+def _distributed_run_dir(cfg: RunConfig, run_dir: Path, resume: Any) -> tuple[Path, Any]:
+    """Under torchrun every rank takes rank 0's run folder; after an elastic restart
+    (TORCHELASTIC_RESTART_COUNT > 0) the newest folder of this config holding a checkpoint resumes."""
+    from practicum.train import distributed
+
+    if not distributed.setup(cfg.train.device).active:
+        return run_dir, resume
+    if not resume and distributed.is_elastic_restart() and distributed.is_main():
+        earlier = _restartable(cfg)
+        if earlier is not None:
+            log.info("elastic restart: resuming %s from its last checkpoint", earlier)
+            run_dir, resume = earlier, earlier
+    return Path(distributed.broadcast(str(run_dir))), distributed.broadcast(resume)
+
+
+def _restartable(cfg: RunConfig) -> Path | None:
+    """The newest of out_dir, out_dir-1, ... whose config equals `cfg` and that holds a checkpoint."""
+    base = Path(cfg.out_dir)
+    found = None
+    for candidate in [base] + [base.with_name(f"{base.name}-{i}") for i in range(1, 10_000)]:
+        if not candidate.exists():
+            break
+        saved = candidate / "config.yaml"
+        same = saved.is_file() and saved.read_text(encoding="utf-8") == to_yaml(
+            cfg.model_copy(update={"out_dir": str(candidate)}))
+        if same and (candidate / "checkpoints" / "last.pt").is_file():
+            found = candidate
+    return found
 
 
 def pretrain(
@@ -278,6 +314,27 @@ def serve(models: list[str] | dict[str, str | Path] | str | Path, host: str = "1
     if unknown:
         raise UserError(f"serve: unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
     run(models, host, port, ServeSettings(**settings))
+
+
+def resume_check(config: RunConfig | str | Path | dict[str, Any], overrides: list[str] | None = None, *,
+                 steps: int = 24, keep: str | Path | None = None, device: str | None = None,
+                 nproc: int | None = None, between: Any = None) -> Any:
+    """Train a shortened recipe whole, then killed (SIGKILL) and resumed, and compare the two ends
+    bit for bit; returns a `practicum.resume_check.ResumeCheck` (`.ok`, `.comparisons`)."""
+    from practicum.resume_check import run_resume_check
+
+    return run_resume_check(config, overrides, steps=steps, keep=keep, device=device, nproc=nproc,
+                            between=between)
+
+
+def plan(config: RunConfig | str | Path | dict[str, Any], overrides: list[str] | None = None, *,
+         device: str | None = None, nproc: int = 1, steps: int = 5) -> Any:
+    """Pre-flight plan of a recipe: parameters, memory per process against the device, FLOPs per
+    step, measured step time and throughput, time to finish, and a micro-batch / accumulation /
+    checkpointing suggestion when it would not fit; returns a `practicum.plan.Plan`."""
+    from practicum.plan import plan_run
+
+    return plan_run(resolve_config(config, overrides), device=device, nproc=nproc, steps=steps)
 
 
 def _finish(cfg: RunConfig, run_dir: Path, trainer: Any, data: Any, state: Any) -> RunResult:

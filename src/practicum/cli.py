@@ -78,13 +78,18 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     from practicum import api
     from practicum.config import parse_overrides
 
-    overrides = parse_overrides(extra)
+    if _launches(args):
+        return _torchrun(args, ["train", args.recipe, *extra]
+                         + (["--shots", str(args.shots)] if args.shots is not None else []))
+    overrides = parse_overrides(extra) + _strategy(args)
     if args.shots is not None:
         overrides.append(f"data.shots={args.shots}")
     resume: Any = args.resume if args.resume not in (None, "") else False
     if args.resume == "":
         resume = True
     result = api.train(args.recipe, overrides, resume=resume)
+    if "rank" in result.summary:  # a worker of a distributed run: rank 0 prints
+        return 0
     if result.summary.get("task") in ("causal_lm", "masked_lm"):
         return _print_lm_result(result)
     if result.summary.get("task") == "sft":
@@ -108,14 +113,68 @@ def cmd_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
     from practicum import api
     from practicum.config import parse_overrides
 
-    overrides = parse_overrides(extra)
+    if _launches(args):
+        return _torchrun(args, ["pretrain", args.recipe, *extra]
+                         + (["--data", args.data] if args.data else []))
+    overrides = parse_overrides(extra) + _strategy(args)
     if args.data:
         overrides.insert(0, f"data.path={args.data}")
     resume: Any = args.resume if args.resume not in (None, "") else False
     if args.resume == "":
         resume = True
     result = api.pretrain(args.recipe, overrides, resume=resume)
+    if "rank" in result.summary:  # a worker of a distributed run: rank 0 prints
+        return 0
     return _print_lm_result(result)
+
+
+def _launches(args: argparse.Namespace) -> bool:
+    """--nproc/--nnodes given: this process only starts torchrun."""
+    return args.nproc is not None or args.nnodes > 1
+
+
+def _strategy(args: argparse.Namespace) -> list[str]:
+    return [f"train.strategy={args.strategy}"] if args.strategy else []
+
+
+def _torchrun(args: argparse.Namespace, cli_args: list[str]) -> int:
+    """Re-run this command under torchrun (same arguments, minus the launch flags)."""
+    from practicum.train.distributed import launch, torchrun_command
+
+    cli_args += [f"--resume={args.resume}"] if args.resume is not None else []
+    cli_args += ["--strategy", args.strategy] if args.strategy else []
+    return launch(torchrun_command(cli_args, args.nproc or 1, args.nnodes, args.node_rank,
+                                   args.rdzv_endpoint, args.max_restarts))
+
+
+def _add_launch_flags(p: argparse.ArgumentParser) -> None:
+    """Distributed training flags of train/pretrain (see README "Scaling up")."""
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="processes per node: re-launch through torchrun (DDP; global batch kept)")
+    p.add_argument("--nnodes", type=int, default=1, metavar="M", help="machines in the run (with --rdzv-endpoint)")
+    p.add_argument("--node-rank", type=int, default=0, metavar="R", help="this machine's index, 0..M-1")
+    p.add_argument("--rdzv-endpoint", default=None, metavar="HOST:PORT", help="rendezvous on node 0, e.g. 10.0.0.1:29400")
+    p.add_argument("--max-restarts", type=int, default=0, metavar="K",
+                   help="torchrun elastic restarts; a restarted group resumes from the last checkpoint")
+    p.add_argument("--strategy", choices=["ddp", "fsdp"], default=None, help="train.strategy: ddp (default) or fsdp")
+
+
+def cmd_resume_check(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+    from practicum.config import parse_overrides
+    from practicum.resume_check import format_report
+
+    result = api.resume_check(args.recipe, parse_overrides(extra), steps=args.steps, keep=args.keep,
+                              device=args.device, nproc=args.nproc)
+    print(format_report(result))
+    if args.keep:
+        print(f"run folders: {result.runs['full']} (uninterrupted), {result.runs['resumed']} (killed, resumed)")
+    if result.ok:
+        print("resume check passed: the killed-and-resumed run ended bit for bit where the uninterrupted one did")
+        return 0
+    print("resume check FAILED: " + "; ".join(f"{c.what} differs ({c.detail})" for c in result.failures()),
+          file=sys.stderr)
+    return 1
 
 
 def cmd_ladder(args: argparse.Namespace, extra: list[str]) -> int:
@@ -335,6 +394,16 @@ def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import api
+    from practicum.config import parse_overrides
+    from practicum.plan import format_plan
+
+    result = api.plan(args.recipe, parse_overrides(extra), device=args.device, nproc=args.nproc,
+                      steps=args.steps)
+    print(json.dumps(result.to_dict(), indent=2) if args.format == "json" else format_plan(result))
+    return 0
+
 def cmd_config_show(args: argparse.Namespace, extra: list[str]) -> int:
     from practicum import api
     from practicum.config import load_config, parse_overrides, to_yaml, validate
@@ -442,6 +511,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue a killed run exactly (its folder, default the recipe's out_dir)")
     t.add_argument("--shots", type=int, default=None, metavar="K",
                    help="few-shot: train on K examples per class (seeded; val/test stay whole)")
+    _add_launch_flags(t)
 
     pt = _cmd(sub, "pretrain", cmd_pretrain,
               "pretrain a language model (GPT or BERT) on a text corpus; default: a char GPT on pydoc", True)
@@ -450,6 +520,16 @@ def _parser() -> argparse.ArgumentParser:
     pt.add_argument("--data", default=None, help="corpus: a .txt/.md file, a .jsonl, a folder, or builtin:pydoc")
     pt.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
                     help="continue a killed run exactly (its folder, default the recipe's out_dir)")
+    _add_launch_flags(pt)
+
+    rc = _cmd(sub, "resume-check", cmd_resume_check,
+              "self-test of exact resume: train a short run whole and killed+resumed, compare bit for bit", True)
+    rc.add_argument("recipe", help="YAML recipe or shipped recipe name (any task: classifier, LM, LoRA, ...)")
+    rc.add_argument("--steps", type=int, default=24, help="optimizer steps of the shortened run (default 24)")
+    rc.add_argument("--keep", default=None, metavar="DIR", help="keep the run folders in DIR (default: deleted)")
+    rc.add_argument("--device", default=None, help="train.device for the runs (auto, cpu, cuda, ...)")
+    rc.add_argument("--nproc", type=int, default=None, metavar="N",
+                    help="train each run on N processes (torchrun); the kill then comes from outside")
 
     la = _cmd(sub, "ladder", cmd_ladder,
               "compare zero-shot, few-shot, prompt tuning, linear probe, LoRA and full fine-tuning", True)
@@ -570,6 +650,13 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--graceful-timeout", type=float, default=None,
                     help=ServeSettings.help("graceful_timeout"))
     sv.add_argument("--device", default=None, help="where the models run (default cpu)")
+
+    pl = _cmd(sub, "plan", cmd_plan, "pre-flight: memory, FLOPs, speed and time of a recipe's run", True)
+    pl.add_argument("recipe", help="recipe file or shipped recipe name")
+    pl.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: train.device)")
+    pl.add_argument("--nproc", type=int, default=1, help="processes the run will use on this machine")
+    pl.add_argument("--steps", type=int, default=5, help="training steps timed (after 2 warm-up steps)")
+    pl.add_argument("--format", choices=["table", "json"], default="table")
 
     c = sub.add_parser("config", help="show configs and fields").add_subparsers(metavar="ACTION")
     s = _cmd(c, "show", cmd_config_show, "print the fully resolved config", True)

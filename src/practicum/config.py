@@ -364,7 +364,7 @@ class TrainConfig(Section):
     max_steps: Annotated[int, Field(ge=1)] | None = None
     """Stop after this many optimizer steps."""
     batch_size: Annotated[int, Field(ge=1)] = 64
-    """Examples per micro-batch."""
+    """Examples per micro-batch: the global micro-batch, split across processes in a distributed run (a multiple of their number); batch_size x grad_accum rows make one optimizer step whatever the number of processes."""
     eval_batch_size: Annotated[int, Field(ge=1)] = 512
     """Examples per batch during validation, test and prediction."""
     group_by_length: bool = False
@@ -403,6 +403,8 @@ class TrainConfig(Section):
     """fp32, or bf16 autocast for forward and loss where the device supports it."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps; auto picks the best present."""
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    """Under torchrun (--nproc N): ddp replicates the model on every process; fsdp shards it (CUDA only)."""
     eval_every: Annotated[int, Field(ge=1)] | None = None
     """Validate every N optimizer steps; null validates at the end of each epoch."""
     monitor: str = "auto"

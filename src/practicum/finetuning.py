@@ -68,6 +68,7 @@ def train_sft(cfg: RunConfig, run_dir: Path, resume: bool) -> Any:
     from practicum.evaluate.report import write_report
     from practicum.peft import apply_strategy
     from practicum.tasks import build_task
+    from practicum.train import distributed
     from practicum.train.trainer import Trainer
 
     source, cfg = _source(cfg)
@@ -84,12 +85,16 @@ def train_sft(cfg: RunConfig, run_dir: Path, resume: bool) -> Any:
     _log_strategy(source.source, cfg, apply_strategy(model, cfg.peft, cfg.train.seed))
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = cfg.model_copy(update={"out_dir": str(run_dir)})
-    (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+    main = distributed.is_main()  # under torchrun only rank 0 writes files
+    if main:
+        (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
     task = build_task("sft", vocab_size=model.vocab_size)
     trainer = Trainer(cfg.train, model, task, train_rows, val_rows, run_dir)
     before = trainer.evaluate(val_rows) if val_rows is not None and not resume else None
     state = trainer.fit(resume=resume)
     trainer.load_best()
+    if not main:
+        return RunResult(run_dir, run_dir / "bundle", run_dir / "report.md", {}, {"rank": trainer.dist.rank})
     metrics = {"val": trainer.evaluate(val_rows) if val_rows is not None else {}}
     if before is not None:
         metrics["val_before"] = before

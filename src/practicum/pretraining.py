@@ -158,18 +158,22 @@ def train_lm(cfg: RunConfig, run_dir: Path, resume: bool) -> Any:
     from practicum.evaluate.plots import plot_curves
     from practicum.evaluate.report import write_report
     from practicum.models.lm import TransformerLM
+    from practicum.train import distributed
     from practicum.train.trainer import Trainer
 
     task_type = lm_task_type(cfg)
     cfg = cfg.model_copy(update={"task": cfg.task.model_copy(update={"type": task_type})})
-    tokenizer = prepare_tokenizer(cfg, run_dir)  # reads the whole corpus: errors come before writes
-    vocab = vocab_size_for(cfg.model, tokenizer, cfg.data.corpus.token_dtype)
-    model = TransformerLM(cfg.model, vocab_size=vocab)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg = cfg.model_copy(update={"out_dir": str(run_dir)})
-    (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
-    tokenizer.save(run_dir / "tokenizer.json")
-    meta = prepare_corpus(cfg, tokenizer, run_dir)
+    main = distributed.is_main()  # under torchrun rank 0 writes; the others reuse its tokenizer and corpus
+    with distributed.main_first():
+        tokenizer = prepare_tokenizer(cfg, run_dir)  # reads the whole corpus: errors come before writes
+        vocab = vocab_size_for(cfg.model, tokenizer, cfg.data.corpus.token_dtype)
+        model = TransformerLM(cfg.model, vocab_size=vocab)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg = cfg.model_copy(update={"out_dir": str(run_dir)})
+        if main:
+            (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+            tokenizer.save(run_dir / "tokenizer.json")
+        meta = prepare_corpus(cfg, tokenizer, run_dir)
     train, val = lm_splits(cfg, task_type, tokenizer, run_dir)
     task = build_lm_task(task_type, cfg, tokenizer, vocab)
     log.info("run folder %s: %s %s on %s (%s train / %s val tokens, vocab %d), %s parameters",
@@ -179,6 +183,8 @@ def train_lm(cfg: RunConfig, run_dir: Path, resume: bool) -> Any:
     trainer = Trainer(cfg.train, model, task, train, val, run_dir)
     state = trainer.fit(resume=resume)
     trainer.load_best()
+    if not main:
+        return RunResult(run_dir, run_dir / "bundle", run_dir / "report.md", {}, {"rank": trainer.dist.rank})
     metrics = {"val": trainer.evaluate(val) if val is not None else {}}
     bundle = save_lm_bundle(run_dir / "bundle", cfg, trainer.model, tokenizer, metrics)
     samples = _write_samples(run_dir, trainer.model, tokenizer) if task_type == "causal_lm" else []

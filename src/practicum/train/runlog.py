@@ -15,8 +15,10 @@ log = logging.getLogger(__name__)
 class RunLog:
     """Appends one JSON row per event; mirrors scalars to TensorBoard; rewrites the CSV on flush."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
+    def __init__(self, run_dir: Path, tensorboard: bool = True, active: bool = True) -> None:
+        """`active=False` (ranks other than 0 of a distributed run) writes nothing; rows() still reads."""
         run_dir.mkdir(parents=True, exist_ok=True)
+        self.active = active
         self.jsonl = run_dir / "metrics.jsonl"
         self.csv = run_dir / "metrics.csv"
         self.tb_dir = run_dir / "tensorboard"
@@ -25,10 +27,14 @@ class RunLog:
 
     def truncate_after(self, step: int) -> None:
         """Drop rows a killed run wrote after the checkpoint we resume from."""
+        if not self.active:
+            return
         rows = [r for r in self.rows() if r.get("step", 0) <= step]
         self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
     def write(self, row: dict[str, Any]) -> None:
+        if not self.active:
+            return
         clean = {k: _plain(v) for k, v in row.items()}
         with self.jsonl.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(clean) + "\n")
@@ -40,6 +46,8 @@ class RunLog:
         return [json.loads(line) for line in self.jsonl.read_text(encoding="utf-8").splitlines() if line]
 
     def flush(self) -> None:
+        if not self.active:
+            return
         rows = self.rows()
         if rows:
             fields = list(dict.fromkeys(k for r in rows for k in r))

@@ -12,6 +12,7 @@ resumed run replays the same batches with the same randomness and ends on the sa
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import sys
@@ -29,6 +30,7 @@ from practicum.config import TrainConfig
 from practicum.errors import TrainingDiverged, UserError
 from practicum.evaluate.metrics import higher_is_better, scalar_metrics
 from practicum.tasks import Task
+from practicum.train import distributed
 from practicum.train.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -79,8 +81,15 @@ class Trainer:
         self.cfg, self.task, self.train_data, self.augment = cfg, task, train, augment
         self.val_data = val if val is not None and _rows(val) > 0 else None
         self.run_dir = Path(run_dir)
+        self.dist = distributed.setup(cfg.device)
+        distributed.check_batch(cfg.batch_size, self.dist.world)
         self.device = resolve_device(cfg.device)
-        self.model = model.to(self.device)
+        if self.dist.active and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.fsdp = self.dist.active and cfg.strategy == "fsdp"
+        self._plain = copy.deepcopy(model).cpu() if self.fsdp else None  # FSDP shards `model` in place
+        self.model = model.to(self.device)  # unwrapped: evaluation and checkpoints use it
+        self.net = distributed.wrap(self.model, cfg.strategy, self.device) if self.dist.active else self.model
         self.n_train = _rows(train)
         self.batches_per_epoch = _batches_per_epoch(self.n_train, cfg.batch_size)
         steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.grad_accum)
@@ -92,7 +101,7 @@ class Trainer:
         self.monitor = task.default_monitor if cfg.monitor == "auto" else cfg.monitor
         self.higher_better = higher_is_better(self.monitor)
         self.state = TrainState()
-        self.runlog = RunLog(self.run_dir, tensorboard=cfg.tensorboard)
+        self.runlog = RunLog(self.run_dir, tensorboard=cfg.tensorboard, active=self.dist.main)
         self.last_path = self.run_dir / "checkpoints" / "last.pt"
         self.best_path = self.run_dir / "checkpoints" / "best.safetensors"
         self.autocast = self._autocast_context()
@@ -104,7 +113,7 @@ class Trainer:
             self._restore()
         if self.n_train == 0:
             raise UserError("the training split is empty; check data.path and data.split fractions")
-        bar = _progress(self.cfg.progress, self.total_steps, self.state.step)
+        bar = _progress(self.cfg.progress if self.dist.main else "never", self.total_steps, self.state.step)
         window = _Window()
         start = time.perf_counter() - self.state.train_time_s
         try:
@@ -115,9 +124,10 @@ class Trainer:
             if bar is not None:
                 bar.close()
             self.runlog.close()
-        if self.val_data is None or not self.best_path.exists():
-            save_weights(self.best_path, self.model.state_dict())
+        if distributed.broadcast(self.val_data is None or not self.best_path.exists()):
+            self._save_best()
         self._save_last()
+        distributed.barrier()  # every rank may read best weights from here on
         return self.state
 
     def predict_outputs(self, data: Batch) -> torch.Tensor:
@@ -163,8 +173,13 @@ class Trainer:
         return {"loss": loss, **self.task.metrics(outputs, target)}
 
     def load_best(self) -> None:
+        """The best weights; after FSDP training into a plain copy of the model (every rank
+        evaluates and rank 0 tests and writes the bundle without the group)."""
         from safetensors.torch import load_file
 
+        if self._plain is not None:
+            self.model = self.net = self._plain.to(self.device)
+            self.fsdp, self._plain = False, None
         self.model.load_state_dict(load_file(self.best_path, device=str(self.device)))
 
     # ------------------------------------------------------------ the loop
@@ -199,31 +214,43 @@ class Trainer:
                 self._validate(bar, start)
 
     def _step(self, group: list[torch.Tensor]) -> tuple[float, int]:
-        """One optimizer step over a group of micro-batches; the loss is averaged over all rows."""
+        """One optimizer step over a group of micro-batches; the loss is averaged over all rows.
+
+        With N processes each rank computes its shard's sum / rows in the group, times N
+        (DDP averages gradients over ranks), so the gradient is the single-process one.
+        """
         n_group = sum(len(idx) for idx in group)
         total = 0.0
         for b, idx in enumerate(group):
-            batch = _take(self.train_data, idx, self.state.epoch)
-            if self.augment is not None:
-                batch = self.augment(batch, self._augment_generator(self.state.batch_in_epoch + b))
-            batch = self.task.prepare(batch, self._augment_generator(self.state.batch_in_epoch + b, 1))
-            batch = _to_device(batch, self.device)
-            with self.autocast:
-                outputs = self.model(**_inputs(batch))
-                loss = self.task.batch_loss(outputs, batch) / n_group
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                self._diverged(f"loss became {value}")
-            loss.backward()
+            batch = self._micro_batch(idx, self.state.batch_in_epoch + b)
+            with distributed.no_sync(self.net, b == len(group) - 1):
+                with self.autocast:
+                    outputs = self.net(**_inputs(batch))
+                    loss = self.task.batch_loss(outputs, batch) / n_group
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    self._diverged(f"loss became {value}")
+                (loss * self.dist.world if self.dist.active else loss).backward()
             total += value
+        total = distributed.all_reduce_sum(total)
         if self.cfg.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: a DTensor
             if not torch.isfinite(norm):
                 self._diverged(f"the gradient norm became {float(norm)}")
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total, n_group
+
+    def _micro_batch(self, idx: torch.Tensor, batch_index: int) -> Batch:
+        """The global micro-batch `idx`, augmented and prepared with its (seed, epoch, batch)
+        generators exactly as in one process, then this rank's shard of it, on the device."""
+        batch = _take(self.train_data, idx, self.state.epoch)
+        if self.augment is not None:
+            batch = self.augment(batch, self._augment_generator(batch_index))
+        batch = self.task.prepare(batch, self._augment_generator(batch_index, 1))
+        return _to_device(distributed.shard(batch, self.dist), self.device)
 
     def _batch_plan(self, epoch: int) -> list[torch.Tensor]:
         gen = torch.Generator().manual_seed(_mix(self.cfg.seed, epoch))
@@ -260,7 +287,7 @@ class Trainer:
         if self._improves(value, metrics["loss"]):
             st.best_value, st.best_loss, st.best_step = value, metrics["loss"], st.step
             st.evals_since_best = 0
-            save_weights(self.best_path, self.model.state_dict())
+            self._save_best()
         else:
             st.evals_since_best += 1
             if self.cfg.patience is not None and st.evals_since_best >= self.cfg.patience:
@@ -282,18 +309,28 @@ class Trainer:
         return self.state.best_loss is not None and loss < self.state.best_loss
 
     def _save_last(self, start: float | None = None) -> None:
+        """Rank 0 writes the unwrapped model, optimizer, scheduler, progress and RNG state."""
         if start is not None:
             self.state.train_time_s = time.perf_counter() - start
+        model = distributed.model_state(self.model, self.fsdp)  # FSDP: every rank gathers
+        optimizer = distributed.optimizer_state(self.model, self.optimizer, self.fsdp)
+        if not self.dist.main:
+            return
         save_checkpoint(
             self.last_path,
             {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
+                "model": model,
+                "optimizer": optimizer,
                 "scheduler": self.scheduler.state_dict(),
                 "state": asdict(self.state),
                 "rng": rng_state(),
             },
         )
+
+    def _save_best(self) -> None:
+        weights = distributed.model_state(self.model, self.fsdp)
+        if self.dist.main:
+            save_weights(self.best_path, weights)
 
     def _restore(self) -> None:
         if not self.last_path.exists():
@@ -301,8 +338,8 @@ class Trainer:
                 f"nothing to resume: {self.last_path} does not exist; start the run without --resume"
             )
         ckpt = load_checkpoint(self.last_path, map_location=self.device)
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        distributed.load_model_state(self.model, ckpt["model"], self.fsdp)
+        distributed.load_optimizer_state(self.model, self.optimizer, ckpt["optimizer"], self.fsdp)
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.state = TrainState(**ckpt["state"])
         set_rng_state(ckpt["rng"])
