@@ -157,3 +157,25 @@ def test_a_batch_that_does_not_split_across_processes_is_refused():
     batch = {"x": torch.arange(10).reshape(5, 2)}
     parts = [distributed.shard(batch, distributed.Dist(r, 2))["x"] for r in range(2)]
     assert torch.equal(torch.cat(parts), batch["x"]) and len(parts[0]) == 3
+
+
+@pytest.mark.slow
+def test_fsdp_shards_a_gpt_by_block_and_ends_on_the_one_process_weights(tmp_path, one_thread):
+    """FSDP over a TransformerLM (blocks in a ModuleList, tied embeddings) on 2 processes."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 300, encoding="utf-8")
+    args = ["pretrain", "pretrain_char", "--data", str(corpus), "--model.n_layer", "2", "--model.n_head", "2",
+            "--model.n_embd", "32", "--model.block_size", "32", "--model.dropout", "0",
+            "--train.batch_size", "8", "--train.max_steps", "6", "--train.eval_every", "6",
+            "--train.optimizer", "sgd", "--train.lr", "0.1", "--train.grad_clip", "null",
+            "--train.tensorboard", "false", "--train.progress", "never", "--train.num_threads", "1"]
+    single = tmp_path / "single"
+    api.pretrain("pretrain_char", [f"data.path={corpus}", *(f"{k[2:]}={v}" for k, v in
+                                                           zip(args[4::2], args[5::2], strict=True)),
+                                   f"out_dir={single}"])
+    sharded = tmp_path / "fsdp"
+    cmd = distributed.torchrun_command([*args, "--out_dir", str(sharded), "--strategy", "fsdp"], 2)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    _assert_same(_weights(sharded), _weights(single))

@@ -182,15 +182,19 @@ def wrap(model: nn.Module, strategy: str, device: torch.device) -> nn.Module:
 
 
 def _fsdp(model: nn.Module, device: torch.device) -> nn.Module:
-    """FSDP2 (fully_shard, in place) over the model's top-level children, then the whole model
-    (gloo on CPU works in torch 2.13; nccl on CUDA)."""
+    """FSDP2 (fully_shard, in place) over the model's repeated blocks (the items of its
+    ModuleLists: Transformer layers), or its top-level children where it has none, then the
+    whole model, whose own unit keeps the rest (embeddings and a head tied to them stay together).
+    gloo on CPU works in torch 2.13; nccl on CUDA."""
     try:
         from torch.distributed.fsdp import fully_shard
     except ImportError as exc:  # older torch
         raise UserError("train.strategy fsdp needs torch >= 2.6 (fully_shard); use --strategy ddp") from exc
-    for child in model.children():
-        if any(p.requires_grad for p in child.parameters()):
-            fully_shard(child)
+    blocks = [item for m in model.modules() if isinstance(m, nn.ModuleList) for item in m]
+    units = blocks or [c for c in model.children() if not isinstance(c, nn.ModuleDict)]
+    for unit in units:
+        if any(p.requires_grad for p in unit.parameters()):
+            fully_shard(unit)
     fully_shard(model)
     return model
 
