@@ -134,7 +134,11 @@ def _launches(args: argparse.Namespace) -> bool:
 
 
 def _strategy(args: argparse.Namespace) -> list[str]:
-    return [f"train.strategy={args.strategy}"] if args.strategy else []
+    """--strategy/--device/--precision/--compile as train.* overrides (they win over --train.*)."""
+    out = [f"train.strategy={args.strategy}"] if args.strategy else []
+    out += [f"train.device={args.device}"] if getattr(args, "device", None) else []
+    out += [f"train.precision={args.precision}"] if getattr(args, "precision", None) else []
+    return out + (["train.compile=true"] if getattr(args, "compile", False) else [])
 
 
 def _torchrun(args: argparse.Namespace, cli_args: list[str]) -> int:
@@ -143,6 +147,9 @@ def _torchrun(args: argparse.Namespace, cli_args: list[str]) -> int:
 
     cli_args += [f"--resume={args.resume}"] if args.resume is not None else []
     cli_args += ["--strategy", args.strategy] if args.strategy else []
+    cli_args += ["--device", args.device] if getattr(args, "device", None) else []
+    cli_args += ["--precision", args.precision] if getattr(args, "precision", None) else []
+    cli_args += ["--compile"] if getattr(args, "compile", False) else []
     return launch(torchrun_command(cli_args, args.nproc or 1, args.nnodes, args.node_rank,
                                    args.rdzv_endpoint, args.max_restarts))
 
@@ -157,6 +164,10 @@ def _add_launch_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-restarts", type=int, default=0, metavar="K",
                    help="torchrun elastic restarts; a restarted group resumes from the last checkpoint")
     p.add_argument("--strategy", choices=["ddp", "fsdp"], default=None, help="train.strategy: ddp (default) or fsdp")
+    p.add_argument("--device", default=None, help="train.device: auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None,
+                   help="train.precision: fp32, bf16 autocast, or fp16 with a gradient scaler (CUDA)")
+    p.add_argument("--compile", action="store_true", help="train.compile: torch.compile the model for training")
 
 
 def cmd_resume_check(args: argparse.Namespace, extra: list[str]) -> int:

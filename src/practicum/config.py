@@ -399,8 +399,16 @@ class TrainConfig(Section):
     """Clip the global gradient norm to this value; null disables."""
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     """Label smoothing for classification cross-entropy."""
-    precision: Literal["fp32", "bf16"] = "fp32"
-    """fp32, or bf16 autocast for forward and loss where the device supports it."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """fp32; bf16 autocast for forward and loss where the device supports it; fp16 autocast with a gradient scaler (CUDA only)."""
+    compile: bool = False
+    """torch.compile the model for training; where compiling fails or is unsupported, a warning and eager mode."""
+    activation_checkpointing: bool = False
+    """Transformers: recompute each block's activations in backward instead of keeping them (less memory, more compute)."""
+    pin_memory: Literal["auto"] | bool = "auto"
+    """Pin each batch in page-locked memory before the non-blocking copy; auto: on when the device is CUDA."""
+    num_workers: Annotated[int, Field(ge=0)] = 0
+    """Background threads preparing the next batches (take, augment, task preparation); results identical to 0."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps; auto picks the best present."""
     strategy: Literal["ddp", "fsdp"] = "ddp"

@@ -121,7 +121,17 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.d_model) if cfg.norm == "layer" else nn.Identity()
         self.ffn = FeedForward(cfg)
 
+    checkpointing = False
+    """Training only: recompute this block in backward (train.activation_checkpointing)."""
+
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint
+
+            return checkpoint(self._forward, x, mask, use_reentrant=False)
+        return self._forward(x, mask)
+
+    def _forward(self, x: Tensor, mask: Tensor) -> Tensor:
         x = x + self.attn(self.ln_1(x), mask)  # (B, T, C)
         x = x + self.ffn(self.ln_2(x))  # (B, T, C)
         return x

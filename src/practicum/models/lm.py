@@ -181,8 +181,19 @@ class Block(nn.Module):
         self.norm_2 = make_norm(cfg)
         self.mlp = MLP(cfg)
 
+    checkpointing = False
+    """Training only: recompute this block in backward (train.activation_checkpointing)."""
+
     def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None, allowed: Tensor | None,
                 cache: KVCache | None) -> Tensor:
+        if self.checkpointing and self.training and cache is None and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint
+
+            return checkpoint(self._forward, x, rope, allowed, None, use_reentrant=False)
+        return self._forward(x, rope, allowed, cache)
+
+    def _forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None, allowed: Tensor | None,
+                 cache: KVCache | None) -> Tensor:
         if self.pre:
             x = x + self.attn(self.norm_1(x), rope, allowed, cache)
             return x + self.mlp(self.norm_2(x))

@@ -38,8 +38,9 @@ from practicum.train.checkpoint import (
     save_weights,
     set_rng_state,
 )
-from practicum.train.device import resolve_device, supports_bf16
+from practicum.train.device import BatchFeeder, resolve_device, wants_pinning
 from practicum.train.optim import build_optimizer, build_scheduler
+from practicum.train.precision import autocast_context, compiled, grad_scaler, set_checkpointing
 from practicum.train.runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,11 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
         self.fsdp = self.dist.active and cfg.strategy == "fsdp"
         self._plain = copy.deepcopy(model).cpu() if self.fsdp else None  # FSDP shards `model` in place
+        if cfg.activation_checkpointing and not set_checkpointing(model, True):
+            log.warning("train.activation_checkpointing: this model has no Transformer blocks; ignored")
         self.model = model.to(self.device)  # unwrapped: evaluation and checkpoints use it
         self.net = distributed.wrap(self.model, cfg.strategy, self.device) if self.dist.active else self.model
+        self.forward = compiled(self.net, self.device) if cfg.compile else self.net
         self.n_train = _rows(train)
         self.batches_per_epoch = _batches_per_epoch(self.n_train, cfg.batch_size)
         steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.grad_accum)
@@ -104,7 +108,10 @@ class Trainer:
         self.runlog = RunLog(self.run_dir, tensorboard=cfg.tensorboard, active=self.dist.main)
         self.last_path = self.run_dir / "checkpoints" / "last.pt"
         self.best_path = self.run_dir / "checkpoints" / "best.safetensors"
-        self.autocast = self._autocast_context()
+        self.autocast = autocast_context(cfg.precision, self.device)
+        self.scaler = grad_scaler(cfg.precision, self.device)
+        self.pin = wants_pinning(cfg.pin_memory, self.device)
+        self.feeder = BatchFeeder(self._prepared, cfg.num_workers)
 
     # ------------------------------------------------------------ public
 
@@ -121,6 +128,7 @@ class Trainer:
                 self._run_epoch(bar, window, start)
         finally:
             self.state.train_time_s = time.perf_counter() - start
+            self.feeder.close()
             if bar is not None:
                 bar.close()
             self.runlog.close()
@@ -187,6 +195,7 @@ class Trainer:
     def _run_epoch(self, bar: Any, window: _Window, start: float) -> None:
         st, cfg = self.state, self.cfg
         plan = self._batch_plan(st.epoch)
+        self.feeder.start(plan, st.batch_in_epoch)
         self.model.train()
         if bar is not None:
             bar.set_description(f"epoch {st.epoch + 1}/{cfg.epochs}", refresh=False)
@@ -225,32 +234,44 @@ class Trainer:
             batch = self._micro_batch(idx, self.state.batch_in_epoch + b)
             with distributed.no_sync(self.net, b == len(group) - 1):
                 with self.autocast:
-                    outputs = self.net(**_inputs(batch))
+                    outputs = self.forward(**_inputs(batch))
                     loss = self.task.batch_loss(outputs, batch) / n_group
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     self._diverged(f"loss became {value}")
-                (loss * self.dist.world if self.dist.active else loss).backward()
+                loss = loss * self.dist.world if self.dist.active else loss
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
             total += value
         total = distributed.all_reduce_sum(total)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
         if self.cfg.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
             norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: a DTensor
-            if not torch.isfinite(norm):
+            if not torch.isfinite(norm) and self.scaler is None:  # fp16: the scaler skips the step
                 self._diverged(f"the gradient norm became {float(norm)}")
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total, n_group
 
     def _micro_batch(self, idx: torch.Tensor, batch_index: int) -> Batch:
-        """The global micro-batch `idx`, augmented and prepared with its (seed, epoch, batch)
-        generators exactly as in one process, then this rank's shard of it, on the device."""
-        batch = _take(self.train_data, idx, self.state.epoch)
+        """The global micro-batch `idx`, prepared (maybe ahead, by the feeder's workers),
+        then this rank's shard of it, on the device."""
+        batch = self.feeder.get(idx, self.state.epoch, batch_index)
+        return _to_device(distributed.shard(batch, self.dist), self.device, self.pin)
+
+    def _prepared(self, idx: torch.Tensor, epoch: int, batch_index: int) -> Batch:
+        """Rows `idx` augmented and prepared with their (seed, epoch, batch) generators, exactly
+        as in one process and in any order."""
+        batch = _take(self.train_data, idx, epoch)
         if self.augment is not None:
-            batch = self.augment(batch, self._augment_generator(batch_index))
-        batch = self.task.prepare(batch, self._augment_generator(batch_index, 1))
-        return _to_device(distributed.shard(batch, self.dist), self.device)
+            batch = self.augment(batch, self._augment_generator(batch_index, 0, epoch))
+        return self.task.prepare(batch, self._augment_generator(batch_index, 1, epoch))
 
     def _batch_plan(self, epoch: int) -> list[torch.Tensor]:
         gen = torch.Generator().manual_seed(_mix(self.cfg.seed, epoch))
@@ -264,9 +285,10 @@ class Trainer:
             plan.pop()
         return plan
 
-    def _augment_generator(self, batch_index: int, stream: int = 0) -> torch.Generator:
+    def _augment_generator(self, batch_index: int, stream: int = 0, epoch: int | None = None) -> torch.Generator:
         """Seeded by (seed, epoch, batch); stream 1 is the task's preparation, 0 augmentation."""
-        parts = (self.cfg.seed, self.state.epoch, batch_index) + ((stream,) if stream else ())
+        epoch = self.state.epoch if epoch is None else epoch
+        parts = (self.cfg.seed, epoch, batch_index) + ((stream,) if stream else ())
         return torch.Generator().manual_seed(_mix(*parts))
 
     # ------------------------------------------------------------ validation, checkpoints
@@ -324,6 +346,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "state": asdict(self.state),
                 "rng": rng_state(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             },
         )
 
@@ -341,6 +364,8 @@ class Trainer:
         distributed.load_model_state(self.model, ckpt["model"], self.fsdp)
         distributed.load_optimizer_state(self.model, self.optimizer, ckpt["optimizer"], self.fsdp)
         self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
         self.state = TrainState(**ckpt["state"])
         set_rng_state(ckpt["rng"])
         self.runlog.truncate_after(self.state.step)
@@ -367,14 +392,6 @@ class Trainer:
                            "loss": loss, "lr": lr, "samples_per_s": rate})
         if bar is not None:
             bar.set_postfix_str(_postfix(bar, f"loss={loss:.4g} ({rate:,.0f} samples/s)"), refresh=False)
-
-    def _autocast_context(self) -> Any:
-        if self.cfg.precision != "bf16":
-            return nullcontext()
-        if not supports_bf16(self.device):
-            log.warning("bf16 is not supported on %s; training in fp32", self.device)
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
 
 # ---------------------------------------------------------------- helpers
@@ -443,8 +460,9 @@ def _slice(data: Batch, idx: Any) -> Batch:
     return {k: v[idx] for k, v in data.items()}
 
 
-def _to_device(batch: Batch, device: torch.device) -> Batch:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+def _to_device(batch: Batch, device: torch.device, pin: bool = False) -> Batch:
+    """On `device`; pinned first (page-locked) when `pin`, so the copy can overlap compute."""
+    return {k: (v.pin_memory() if pin else v).to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def _inputs(batch: Batch) -> Batch:
