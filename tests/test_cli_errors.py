@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from clitools import run_cli
@@ -63,6 +64,11 @@ CASES = {
     "recipe typo": (["train", "{d}/typo.yaml"], ["typo.yaml:5", "model.chanels", "did you mean 'model.channels'"]),
     "bad override type": (["train", "quickstart", "--train.epochs", "many"],
                           ["train.epochs", "expected int >= 1", "'many'"]),
+    "absent device": (["train", "mlp_tabular", "--device", "cuda:7"] if not torch.cuda.is_available()
+                      else ["train", "mlp_tabular", "--device", f"cuda:{torch.cuda.device_count()}"],
+                      ["train.device", "cuda"]),
+    "fp16 on cpu": (["train", "mlp_tabular", "--device", "cpu", "--precision", "fp16"],
+                    ["train.precision fp16 needs CUDA", "bf16"]),
     "unknown recipe": (["train", "no_such_recipe"], ["no_such_recipe", "not found", "quickstart"]),
     "not a bundle": (["predict", "{d}", "--input", "{d}/ok.csv"], ["not a practicum bundle", "bundle.json"]),
 }

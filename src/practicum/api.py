@@ -80,6 +80,7 @@ def train(
     else:
         cfg = resolve_config(config, overrides)
         run_dir = _fresh_dir(Path(cfg.out_dir))
+    _check_device(cfg)  # an absent device or an unusable precision stops the run before any write
     run_dir, resume = _distributed_run_dir(cfg, run_dir, resume)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
@@ -335,6 +336,14 @@ def plan(config: RunConfig | str | Path | dict[str, Any], overrides: list[str] |
     from practicum.plan import plan_run
 
     return plan_run(resolve_config(config, overrides), device=device, nproc=nproc, steps=steps)
+
+
+def _check_device(cfg: RunConfig) -> None:
+    """train.device names a device present here, and train.precision works on it."""
+    from practicum.train.device import resolve_device
+    from practicum.train.precision import autocast_context
+
+    autocast_context(cfg.train.precision, resolve_device(cfg.train.device))
 
 
 def _finish(cfg: RunConfig, run_dir: Path, trainer: Any, data: Any, state: Any) -> RunResult:
