@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from clitools import run_cli
 from PIL import Image
 
-from clitools import run_cli
 from practicum.cli import main
 
 
