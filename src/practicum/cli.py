@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -787,6 +788,8 @@ def _setup_logging(debug: bool) -> None:
                         stream=sys.stderr)
     for noisy in ("matplotlib", "PIL", "urllib3", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if os.environ.get("RANK", "0") != "0" and not debug:  # a torchrun worker: rank 0 speaks for all
+        logging.getLogger().setLevel(logging.ERROR)
 
 
 def _version() -> str:

@@ -82,6 +82,7 @@ def test_two_processes_end_on_the_one_process_weights(single, tmp_path):
     for r, o in zip(rows, ones, strict=True):  # the logged train loss is the global mean
         assert r["loss"] == pytest.approx(o["loss"], abs=1e-5)
     assert not list(tmp_path.glob("ddp-*"))
+    assert done.stderr.count("run folder") == 1, done.stderr[-3000:]  # only rank 0 logs
 
 
 @pytest.mark.slow
