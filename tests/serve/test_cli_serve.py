@@ -5,18 +5,15 @@ streamed generation lets the stream finish, turns /readyz to 503, and exits 0.""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import torch
+from browser import ServerProcess
 
 from practicum import api
 from practicum.bundle import Bundle, save_lm_bundle
@@ -89,25 +86,6 @@ def slow_bundle(tmp_path_factory, tiny_causal_source) -> Path:
     return save_lm_bundle(tmp_path_factory.mktemp("slow") / "bundle", run, TransformerLM(cfg), tokenizer, {})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read()
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("server not ready")
-
-
 def _not_ready(url: str) -> bool:
     """/readyz says 503, or the server no longer accepts connections."""
     try:
@@ -117,15 +95,10 @@ def _not_ready(url: str) -> bool:
 
 
 @pytest.mark.slow
-def test_sigterm_finishes_the_stream_in_flight_then_exits_0(slow_bundle):
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "practicum.cli", "serve", f"slow={slow_bundle}",
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)
-    try:
-        _wait_ready(url, proc)
+def test_sigterm_finishes_the_stream_in_flight_then_exits_0(slow_bundle, tmp_path):
+    with ServerProcess({"slow": slow_bundle}, log=tmp_path / "serve.log") as server:
+        server.wait_ready()
+        url, proc = server.url, server.proc
         body = {"prompt": "the card", "max_new_tokens": 500, "temperature": 0, "stream": True}
         events, after, refused = [], 0, False
         with httpx.stream("POST", f"{url}/v1/generate", json=body, timeout=60) as r:
@@ -145,9 +118,5 @@ def test_sigterm_finishes_the_stream_in_flight_then_exits_0(slow_bundle):
         assert after > 10  # the stream went on after the signal
         assert refused or _not_ready(url)
         assert proc.wait(timeout=60) == 0
-        log = proc.stdout.read()
+        log = server.output()
         assert "serving slow at" in log and "finishing in-flight requests" in log
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
