@@ -16,7 +16,26 @@ class Linear(nn.Linear):
             super().__init__(in_features, out_features, bias=bias, dtype=torch.float64)
 
 
-ReLU, Tanh, Sigmoid, Flatten = nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Flatten
+class ReLU(nn.ReLU):
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Tanh(nn.Tanh):
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Sigmoid(nn.Sigmoid):
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Flatten(nn.Flatten):
+    """(B, ...) -> (B, prod(...))."""
+
+    def __init__(self) -> None:
+        super().__init__()
 
 
 class GELU(nn.GELU):
