@@ -500,6 +500,21 @@ def cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_learn(args: argparse.Namespace, extra: list[str]) -> int:
+    from practicum import learn
+
+    if not args.lesson:
+        lessons = learn.list_lessons(args.dir)
+        width = max((len(lesson.name) for lesson in lessons), default=4)
+        for lesson in lessons:
+            print(f"{lesson.number:>2}  {lesson.name:<{width}}  {lesson.title}")
+        print(f"\nrun one: {_invoked_as()} learn NAME [--fast]   (lessons in {learn.lessons_dir(args.dir)})")
+        return 0
+    lesson = learn.find_lesson(args.lesson, args.dir)
+    print(f"# lesson {lesson.number}: {lesson.title} ({lesson.path})", flush=True)
+    return learn.run_lesson(lesson, (["--fast"] if args.fast else []) + extra)
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -669,6 +684,11 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--nproc", type=int, default=1, help="processes the run will use on this machine")
     pl.add_argument("--steps", type=int, default=5, help="training steps timed (after 2 warm-up steps)")
     pl.add_argument("--format", choices=["table", "json"], default="table")
+
+    le = _cmd(sub, "learn", cmd_learn, "list the runnable lessons (examples/) or run one by name", True)
+    le.add_argument("lesson", nargs="?", default=None, help="lesson name or number (none: list them)")
+    le.add_argument("--fast", action="store_true", help="a run of seconds on less data (what CI runs)")
+    le.add_argument("--dir", default=None, help="lessons folder (default: the checkout's examples/)")
 
     c = sub.add_parser("config", help="show configs and fields").add_subparsers(metavar="ACTION")
     s = _cmd(c, "show", cmd_config_show, "print the fully resolved config", True)
