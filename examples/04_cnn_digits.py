@@ -59,7 +59,8 @@ def main() -> None:
     seconds = time.perf_counter() - start
     acc = lib.accuracy(model, X_test, y_test)
     show_filters(np.asarray(model.state_dict()["0.weight"], dtype=float))
-    print(f"result: test accuracy {acc:.3f} on {len(X_test)} held-out digits after {seconds:.1f}s of training")
+    print(f"result: test accuracy {acc:.3f} on {len(X_test)} held-out digits after {seconds:.1f}s of training "
+          f"({'torch twins' if args.torch else 'NumPy scratch'})")
 
 
 if __name__ == "__main__":
