@@ -8,16 +8,12 @@ the mean squared error. `--torch` runs the same gradient-descent code on the PyT
 import numpy as np
 
 from practicum import scratch
-from practicum.learn import lesson_parser
+from practicum.learn import lesson_parser, scratch_library
 
 
 def main() -> None:
-    parser = lesson_parser(__doc__)
-    parser.add_argument("--torch", action="store_true", help="train the PyTorch twin instead")
-    args = parser.parse_args()
-    lib = scratch
-    if args.torch:
-        from practicum.scratch import twins as lib
+    args = lesson_parser(__doc__, twins=True).parse_args()
+    lib = scratch_library(args)  # practicum.scratch, or practicum.scratch.twins with --torch
 
     # 1. data: y = X w + b + noise, with w and b that we chose
     rng = np.random.default_rng(0)

@@ -9,8 +9,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from practicum import scratch
-from practicum.learn import lesson_parser
+from practicum.learn import lesson_parser, scratch_library
 
 
 def xor(lib) -> None:
@@ -48,12 +47,8 @@ def digits(lib, fast: bool) -> float:
 
 
 def main() -> None:
-    parser = lesson_parser(__doc__)
-    parser.add_argument("--torch", action="store_true", help="run the same code on the PyTorch twins")
-    args = parser.parse_args()
-    lib = scratch
-    if args.torch:
-        from practicum.scratch import twins as lib
+    args = lesson_parser(__doc__, twins=True).parse_args()
+    lib = scratch_library(args)  # practicum.scratch, or practicum.scratch.twins with --torch
     xor(lib)
     print("digits: 64 pixels -> 128 ReLU units (dropout 0.1) -> 10 classes, Adam, L2 1e-4")
     acc = digits(lib, args.fast)

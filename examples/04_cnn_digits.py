@@ -13,7 +13,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from practicum import scratch
-from practicum.learn import lesson_parser
+from practicum.learn import lesson_parser, scratch_library
 
 
 def cnn(lib, seed: int = 0):
@@ -39,12 +39,8 @@ def show_filters(weights: np.ndarray) -> None:
 
 
 def main() -> None:
-    parser = lesson_parser(__doc__)
-    parser.add_argument("--torch", action="store_true", help="run the same network on the PyTorch twins")
-    args = parser.parse_args()
-    lib = scratch
-    if args.torch:
-        from practicum.scratch import twins as lib
+    args = lesson_parser(__doc__, twins=True).parse_args()
+    lib = scratch_library(args)  # practicum.scratch, or practicum.scratch.twins with --torch
 
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).reshape(-1, 1, 8, 8)  # (N, channels, height, width)

@@ -11,9 +11,8 @@ import time
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from clitools import PRACTICUM, ROOT, run_cli
+from safetensors.torch import load_file
 
 pytestmark = pytest.mark.slow
 

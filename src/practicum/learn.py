@@ -20,6 +20,7 @@ import runpy
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from practicum.errors import UserError
 
@@ -83,8 +84,9 @@ def run_lesson(lesson: Lesson, args: list[str] | None = None) -> int:
     return 0
 
 
-def lesson_parser(doc: str | None) -> argparse.ArgumentParser:
-    """The argument parser every lesson starts from: --fast and --out."""
+def lesson_parser(doc: str | None, twins: bool = False) -> argparse.ArgumentParser:
+    """The argument parser every lesson starts from: --fast and --out (and, with `twins`,
+    --torch: run the scratch lesson on the PyTorch twins; `scratch_library` picks them)."""
     title = (doc or "").strip().split("\n")[0]
     name = Path(sys.argv[0]).stem.split("_", 1)[-1] if sys.argv and sys.argv[0] else "lesson"
     parser = argparse.ArgumentParser(description=title)
@@ -92,4 +94,18 @@ def lesson_parser(doc: str | None) -> argparse.ArgumentParser:
                         help="a run of seconds on less data (what CI runs); the figures are then rough")
     parser.add_argument("--out", type=Path, default=Path("runs") / "lessons" / name,
                         help="folder for the lesson's files (default runs/lessons/NAME)")
+    if twins:
+        parser.add_argument("--torch", action="store_true",
+                            help="run the same code on the PyTorch twins (practicum.scratch.twins)")
     return parser
+
+
+def scratch_library(args: argparse.Namespace) -> ModuleType:
+    """practicum.scratch, or its PyTorch twins when the lesson was run with --torch."""
+    if getattr(args, "torch", False):
+        from practicum.scratch import twins
+
+        return twins
+    from practicum import scratch
+
+    return scratch
