@@ -18,6 +18,9 @@
     api.explain(result.bundle, ["some text"])           # attributions, attention, logit lens
     api.serve({"clf": result.bundle})                   # FastAPI: /v1/predict, OpenAI routes, playground
 
+    from practicum import scratch                       # NumPy from scratch; scratch.twins: PyTorch twins
+    scratch.fit(scratch.MLP([64, 128, 10], seed=0), X, y, optimizer="adam")
+
 `practicum.evaluate` is the metrics/plots/report subpackage; the evaluate *function* is
 `practicum.api.evaluate` (or `Bundle.evaluate`). Likewise compress, explain and serve are
 subpackages; their functions live in `practicum.api`.
