@@ -47,6 +47,8 @@ def find_recipe(name: str | Path) -> Path:
 def resolve_config(
     config: RunConfig | str | Path | dict[str, Any] | None = None, overrides: list[str] | None = None
 ) -> RunConfig:
+    """The validated RunConfig a run would use: a RunConfig, a recipe name or YAML path, or a dict,
+    with `section.field=value` overrides applied (what `practicum config show` prints)."""
     if isinstance(config, RunConfig):
         return load_config(config.model_dump(mode="json"), overrides)
     if isinstance(config, (str, Path)):
