@@ -10,12 +10,6 @@ from torch import nn
 from practicum.scratch.twins.seeding import seeded
 
 
-def _as_bool(mask: torch.Tensor | None) -> torch.Tensor | None:
-    """Masks here are boolean; one that arrives as 0/1 numbers (compare_with_torch sends every
-    input as float64) is read as boolean, not as torch's additive float mask."""
-    return None if mask is None else mask.bool()
-
-
 class ScaledDotProductAttention(nn.Module):
     """F.scaled_dot_product_attention; the boolean `mask` is True where a query may attend."""
 
@@ -25,7 +19,6 @@ class ScaledDotProductAttention(nn.Module):
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
-        mask = _as_bool(mask)
         if mask is not None and self.is_causal:  # torch takes one or the other: combine them
             causal = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask & causal)
@@ -46,6 +39,6 @@ class MultiHeadSelfAttention(nn.MultiheadAttention):
         T = x.shape[1]
         # nn.MultiheadAttention's boolean attn_mask is True where attending is *not* allowed
         future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1) if self.causal else None
-        out, _ = super().forward(x, x, x, key_padding_mask=_as_bool(key_padding_mask), attn_mask=future,
+        out, _ = super().forward(x, x, x, key_padding_mask=key_padding_mask, attn_mask=future,
                                  need_weights=False, is_causal=self.causal)
         return out
