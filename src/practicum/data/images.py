@@ -1,7 +1,9 @@
 """Images: pixels to floats in [0, 1], then per-channel standardisation measured on train.
 
-The pixel scale (255 for 8-bit images, 1 for floats already in [0, 1], ...) is found
-on the training split and saved, so prediction divides by the same number.
+8- and 16-bit pixels are read by their type's range (255, 65535), wherever they come
+from: image files, the server, arrays. Any other array is taken to be in the scale of
+the training images (1 for floats already in [0, 1], 255 for floats in 0-255, ...),
+which is found on the training split and saved, so prediction divides by the same number.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from practicum.errors import UserError
 _CHUNK = 4096
 
 
+_TYPE_RANGE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
 def pixel_scale(images: np.ndarray) -> float:
     """The number that maps stored pixels to [0, 1]."""
-    if images.dtype == np.uint8:
-        return 255.0
-    if images.dtype == np.uint16:
-        return 65535.0
+    if images.dtype in _TYPE_RANGE:
+        return _TYPE_RANGE[images.dtype]
     top = float(images.max()) if images.size else 1.0
     if top <= 1.0:
         return 1.0
@@ -30,7 +33,9 @@ def pixel_scale(images: np.ndarray) -> float:
 
 
 def to_unit(images: np.ndarray, scale: float) -> torch.Tensor:
-    """(N, H, W, C) stored pixels -> (N, C, H, W) float32 in [0, 1]."""
+    """(N, H, W, C) pixels -> (N, C, H, W) float32 in [0, 1]: 8- and 16-bit pixels by their
+    type's range, other arrays by `scale` (the training images' scale)."""
+    scale = _TYPE_RANGE.get(images.dtype, scale)
     x = torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32) / scale  # (N, H, W, C)
     return x.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
 
@@ -73,10 +78,10 @@ class ImageEncoder:
         """(N, H, W, C) -> {"image": (N, C, H, W) float32, normalised}."""
         c, h, w = self.shape
         if tuple(images.shape[1:]) != (h, w, c):
-            got = images.shape[1:]
+            got_h, got_w, got_c = images.shape[1:]
             raise UserError(
-                f"{source}: images are {got[0]}x{got[1]} with {got[2]} channel(s) but the model "
-                f"was trained on {h}x{w} with {c}; resize them to {h}x{w}"
+                f"{source}: images are {got_w}x{got_h} (width x height) with {_channels(got_c)} but "
+                f"the model was trained on {w}x{h} with {_channels(c)}; resize them to {w}x{h}"
             )
         x = to_unit(images, self.scale)  # (N, C, H, W)
         mean = torch.tensor(self.mean, dtype=torch.float32).view(1, c, 1, 1)
@@ -89,3 +94,7 @@ class ImageEncoder:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ImageEncoder:
         return cls(**state)
+
+
+def _channels(c: int) -> str:
+    return f"{c} channel{'s' if c != 1 else ''}"

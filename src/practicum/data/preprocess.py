@@ -19,6 +19,7 @@ from practicum.config import AugmentConfig, DataConfig
 from practicum.data.arrays import to_nhwc
 from practicum.data.augment import augment_images
 from practicum.data.columns import check_columns
+from practicum.data.image_files import ImageTarget
 from practicum.data.images import ImageEncoder
 from practicum.data.raw import ImageSet, RawData, Table
 from practicum.data.spec import Batch, InputSpec, Kind, Task
@@ -118,7 +119,7 @@ class Preprocessor:
         else:
             batch = self.inputs.transform(raw, source)
         if with_target:
-            check_columns(raw, source, [self.target], "the target column")
+            check_columns(raw, source, [self.target], "the target column", taken=self.features)
             batch["target"] = self.targets.encode(raw[self.target], source)
         return batch
 
@@ -160,10 +161,8 @@ class Preprocessor:
         if isinstance(source, Table | ImageSet):
             raw = source
         elif isinstance(source, str | Path):
-            mode = None
-            if isinstance(self.inputs, ImageEncoder):
-                mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(self.inputs.shape[0])
-            raw = read_source(str(source), field="input", image_mode=mode).train
+            target = ImageTarget.of_shape(self.inputs.shape) if isinstance(self.inputs, ImageEncoder) else None
+            raw = read_source(str(source), field="input", image_target=target).train
         elif self.kind == "image":
             raw = ImageSet(to_nhwc(np.asarray(source), "input"), None, "input")
         elif isinstance(source, dict):

@@ -3,7 +3,8 @@
     text models     "a sentence", {"text": "..."} or {FEATURE: "...", ...} -> one string per input
                     (several text features joined with spaces, as in training)
     tabular models  {FEATURE: value, ...} (a missing feature is an empty cell, imputed as in training)
-    image models    {"image": "<base64 PNG/JPEG, or a data: URL>"} -> pixels in the training scale
+    image models    {"image": "<base64 PNG/JPEG, or a data: URL>"} -> 8-bit pixels in the model's
+                    channels and size (resized when different, as `practicum predict` does)
     taggers         "a sentence" or {"tokens": [...]} (as Bundle.predict takes them)
 
 Nothing a request sends is ever read as a file path. Errors name the input (inputs.3).
@@ -14,13 +15,15 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import logging
 from typing import Any
 
 import numpy as np
 
+from practicum.data.image_files import ImageTarget, conform, describe_image
 from practicum.serve.limits import ApiError
 
-_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+log = logging.getLogger(__name__)
 
 
 def prepare(bundle: Any, items: list[Any], max_image_pixels: int) -> Any:
@@ -95,8 +98,8 @@ def _tagger_input(item: Any, i: int, words_field: str) -> Any:
 
 
 def _image_input(item: Any, i: int, encoder: Any, max_pixels: int) -> np.ndarray:
-    """A base64 PNG/JPEG -> (H, W, C) pixels in the stored scale of the training images:
-    the bundle's channels, resized to its size when different, then its own normalisation."""
+    """A base64 PNG/JPEG -> uint8 (H, W, C) pixels conformed to the model's channels and size,
+    exactly as `practicum predict` reads an image file (practicum.data.image_files.conform)."""
     from PIL import Image, UnidentifiedImageError
 
     value = item.get("image") if isinstance(item, dict) else None
@@ -110,17 +113,15 @@ def _image_input(item: Any, i: int, encoder: Any, max_pixels: int) -> np.ndarray
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise _bad(i, "image is not valid base64") from None
-    c, h, w = encoder.shape
+    target = ImageTarget.of_shape(encoder.shape)
     try:
         with Image.open(io.BytesIO(raw)) as im:
             if im.size[0] * im.size[1] > max_pixels:
                 raise ApiError(400, f"inputs.{i}: image of {im.size[0]}x{im.size[1]} pixels is larger "
                                f"than the limit ({max_pixels} pixels)", f"inputs.{i}", "image_too_large")
-            pixels = im.convert(_MODES[c])
-            if pixels.size != (w, h):
-                pixels = pixels.resize((w, h), Image.Resampling.BILINEAR)
-            array = np.asarray(pixels, dtype=np.uint8)
+            if im.size != target.size:
+                log.warning("inputs.%d: %s resized to %s, the model's input size", i, describe_image(im),
+                            target.describe())
+            return conform(im, target)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         raise _bad(i, "cannot read the image; send a PNG or JPEG file, base64-encoded") from None
-    array = array[..., None] if array.ndim == 2 else array  # (H, W, C)
-    return array.astype(np.float32) / 255.0 * float(encoder.scale)
