@@ -30,6 +30,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from practicum.threads import configure_threads  # noqa: E402
+
+configure_threads()  # before anything loads torch's OpenMP runtime
+
 from practicum.api import (  # noqa: E402
     RunResult,
     export_hf,
