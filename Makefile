@@ -28,6 +28,7 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then sudo=; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else sudo=no; fi; \
 	  if [ "$$sudo" != no ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get"; \
+	    echo "installing Debian's chromium for the browser test ($${sudo:+$$sudo }apt-get) ..."; \
 	    { $$apt update -q && $$apt install -y -q chromium; } >/dev/null 2>&1 || true; \
 	  fi; \
 	  [ -x /usr/bin/chromium ] || echo "chromium unavailable: the browser test will be skipped"; \

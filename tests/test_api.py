@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import practicum
@@ -20,6 +22,24 @@ def test_configs_from_names_paths_dicts_and_objects(tmp_path):
     assert resolve_config(RunConfig(), ["train.lr=0.5"]).train.lr == 0.5
     with pytest.raises(UserError, match="not found"):
         find_recipe(tmp_path / "missing.yaml")
+
+
+def test_shipped_recipes_are_shown_under_configs(tmp_path, monkeypatch):
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    assert find_recipe("mlp_tabular") == Path("configs/mlp_tabular.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert find_recipe("mlp_tabular") == root / "configs" / "mlp_tabular.yaml"
+    with pytest.raises(UserError, match="shipped recipe in .*configs/ "):
+        find_recipe("no_such_recipe")
+
+
+def test_override_errors_name_the_override_not_the_shipped_recipe():
+    with pytest.raises(UserError) as err:
+        practicum.train("mlp_tabular", ["train.lrr=3e-4"])
+    message = str(err.value)
+    assert message.startswith("override train.lrr=3e-4: unknown field 'train.lrr'; did you mean 'train.lr'?")
+    assert "mlp_tabular.yaml" not in message and "recipes" not in message
 
 
 def test_a_second_run_never_overwrites_the_first(tmp_path):

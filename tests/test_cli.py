@@ -36,6 +36,7 @@ def test_data_list_and_inspect(tmp_path, capsys):
     assert main(["data", "list"]) == 0
     listed = capsys.readouterr().out
     assert "digits" in listed and "penguins" in listed and "chatterbot" in listed
+    assert any(line.split()[:3] == ["pydoc", "text", "pretraining"] for line in listed.splitlines())
     (tmp_path / "t.csv").write_text("id,color,size,label\n" + "".join(
         f"{i},{'red' if i % 2 else 'blue'},{i * 0.5},{'yes' if i % 5 else 'no'}\n" for i in range(40)))
     assert main(["data", "inspect", str(tmp_path / "t.csv"), "--target", "label"]) == 0

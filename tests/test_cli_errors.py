@@ -97,4 +97,42 @@ def test_real_process_prints_no_traceback_and_debug_does(tmp_path):
     assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
     assert quiet.stderr.strip().splitlines()[-1].startswith("error: ")
     loud = run_cli("train", str(tmp_path / "typo.yaml"), "--debug")
-    assert loud.returncode != 0 and "Traceback" in loud.stderr and "UserError" in loud.stderr
+    assert loud.returncode == 2 and "Traceback" in loud.stderr and "UserError" in loud.stderr
+    assert loud.stderr.strip().splitlines()[-1] == quiet.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("debug", [[], ["--debug"]], ids=["plain", "debug"])
+def test_exit_codes_do_not_depend_on_debug(debug, monkeypatch, capsys):
+    code = main(["train", "mlp_tabular", "--train.lrr", "3e-4", *debug])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: --train.lrr: ")
+    assert ("Traceback (most recent call last):" in err) == bool(debug)
+
+    def broken(args, extra):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("practicum.cli.cmd_config_fields", broken)
+    assert main(["config", "fields", *debug]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: internal error: RuntimeError: boom")
+    assert ("Traceback (most recent call last):" in err) == bool(debug)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["train", "mlp_tabular", "--train.lrr", "3e-4"],
+         "--train.lrr: unknown field 'train.lrr'; did you mean 'train.lr'?"),
+        (["train", "mlp_tabular", "--train.lr", "fast"],
+         "--train.lr: field 'train.lr' expected float > 0.0, got 'fast'"),
+        (["train", "mlp_tabular", "--train.lr=fast"], "--train.lr: field 'train.lr' expected float"),
+        (["train", "mlp_tabular", "--shots", "0"], "--shots: field 'data.shots' expected int >= 1"),
+        (["pretrain", "--train.max_stepz", "5"], "--train.max_stepz: unknown field 'train.max_stepz'"),
+    ],
+    ids=["unknown_field", "bad_value", "equals_form", "command_flag", "pretrain"],
+)
+def test_override_errors_name_the_flag_not_the_recipe(argv, expected, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {expected}"), err
+    assert ".yaml" not in err[0]

@@ -72,6 +72,34 @@ def test_bad_yaml_and_missing_recipe(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
+def test_override_errors_name_the_override_not_the_recipe(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data:\n  path: builtin:iris\ntrain:\n  epochs: 3\n  lr: 0.1\n")
+    cases = [
+        (["train.lrr=3e-4"], "override train.lrr=3e-4: unknown field 'train.lrr'; did you mean 'train.lr'?"),
+        (parse_overrides(["--train.lrr", "3e-4"]), "--train.lrr: unknown field 'train.lrr'; did you mean"),
+        (parse_overrides(["--train.lr", "fast"]), "--train.lr: field 'train.lr' expected float > 0.0, got 'fast'"),
+        (parse_overrides(["--train.lr=fast"]), "--train.lr: field 'train.lr' expected float"),
+        (parse_overrides(["--train.betas", "[0.9, x]"]), "--train.betas: field 'train.betas.1'"),
+        (parse_overrides(["--model.type", "gpt9"]), "--model.type: model.type must be one of"),
+        (parse_overrides(["--trian.lr", "1"]), "--trian.lr: unknown field 'trian'; did you mean 'train'?"),
+        (parse_overrides(["--train.lr.peak", "1"]), "--train.lr.peak: 'lr' is a value, not a section"),
+    ]
+    for overrides, expected in cases:
+        with pytest.raises(UserError) as err:
+            load_config(recipe, overrides)
+        assert str(err.value).startswith(expected), (overrides, str(err.value))
+        assert str(recipe) not in str(err.value)
+
+
+def test_recipe_errors_keep_the_file_and_line_beside_overrides(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train:\n  epochs: 3\n  lrr: 0.1\n")
+    with pytest.raises(UserError) as err:
+        load_config(recipe, parse_overrides(["--train.lr", "0.5", "--train.epochs", "4"]))
+    assert str(err.value).startswith(f"{recipe}:3: unknown field 'train.lrr'")
+
+
 def test_override_syntax_errors():
     with pytest.raises(UserError, match="needs a value"):
         parse_overrides(["--train.lr"])

@@ -19,6 +19,7 @@ from practicum.errors import UserError
 log = logging.getLogger(__name__)
 
 RECIPES = Path(__file__).parent / "recipes"
+"""The shipped recipes: a link to the repository's configs/ folder."""
 
 
 @dataclass
@@ -33,15 +34,26 @@ class RunResult:
 
 
 def find_recipe(name: str | Path) -> Path:
-    """A recipe path, or the name of a shipped recipe (`quickstart`, `mlp_tabular`, ...)."""
+    """A recipe path, or the name of a shipped recipe (`quickstart`, `mlp_tabular`, ...), as the
+    path the user knows (configs/NAME.yaml, relative to the working folder when inside it), so
+    that errors point into configs/ rather than through the package's link to it."""
     path = Path(name)
     if path.is_file():
         return path
     shipped = RECIPES / f"{name}.yaml"
     if shipped.is_file():
-        return shipped
+        return _shown(shipped.resolve())
     known = ", ".join(sorted(p.stem for p in RECIPES.glob("*.yaml")))
-    raise UserError(f"recipe {name} not found: not a file, nor a shipped recipe ({known})")
+    raise UserError(f"recipe {name} not found: not a file, nor a shipped recipe in "
+                    f"{_shown(RECIPES.resolve())}/ ({known})")
+
+
+def _shown(path: Path) -> Path:
+    """`path` relative to the working folder when it lies inside it, else absolute."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def resolve_config(

@@ -1,6 +1,7 @@
 """The `practicum` command: argument parsing and printing over practicum.api, no logic.
 
-Bad input prints one `error:` line and exits 2; `--debug` shows the traceback instead.
+Bad input prints one `error:` line and exits 2; `--debug` prints the traceback before that
+line. The exit code never depends on `--debug`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import os
 import shutil
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +38,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, extra) or 0
     except (UserError, TrainingDiverged) as exc:
-        if debug:
-            raise
+        _traceback(debug)
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        _traceback(debug)
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # an unexpected failure still gets one readable line
-        if debug:
-            raise
-        print(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-              file=sys.stderr)
+        _traceback(debug)
+        hint = "" if debug else " (run with --debug for the traceback)"
+        print(f"error: internal error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return 1
+
+
+def _traceback(debug: bool) -> None:
+    """With --debug, the traceback of the exception being handled, on stderr."""
+    if debug:
+        traceback.print_exc(file=sys.stderr)
 
 
 # ---------------------------------------------------------------- commands
@@ -77,14 +84,14 @@ def cmd_quickstart(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     from practicum import api
-    from practicum.config import parse_overrides
+    from practicum.config import Override, parse_overrides
 
     if _launches(args):
         return _torchrun(args, ["train", args.recipe, *extra]
                          + (["--shots", str(args.shots)] if args.shots is not None else []))
     overrides = parse_overrides(extra) + _strategy(args)
     if args.shots is not None:
-        overrides.append(f"data.shots={args.shots}")
+        overrides.append(Override(f"data.shots={args.shots}", "--shots"))
     resume: Any = args.resume if args.resume not in (None, "") else False
     if args.resume == "":
         resume = True
@@ -112,14 +119,14 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
     from practicum import api
-    from practicum.config import parse_overrides
+    from practicum.config import Override, parse_overrides
 
     if _launches(args):
         return _torchrun(args, ["pretrain", args.recipe, *extra]
                          + (["--data", args.data] if args.data else []))
     overrides = parse_overrides(extra) + _strategy(args)
     if args.data:
-        overrides.insert(0, f"data.path={args.data}")
+        overrides.insert(0, Override(f"data.path={args.data}", "--data"))
     resume: Any = args.resume if args.resume not in (None, "") else False
     if args.resume == "":
         resume = True
@@ -136,10 +143,12 @@ def _launches(args: argparse.Namespace) -> bool:
 
 def _strategy(args: argparse.Namespace) -> list[str]:
     """--strategy/--device/--precision/--compile as train.* overrides (they win over --train.*)."""
-    out = [f"train.strategy={args.strategy}"] if args.strategy else []
-    out += [f"train.device={args.device}"] if getattr(args, "device", None) else []
-    out += [f"train.precision={args.precision}"] if getattr(args, "precision", None) else []
-    return out + (["train.compile=true"] if getattr(args, "compile", False) else [])
+    from practicum.config import Override
+
+    flags = {"strategy": args.strategy, "device": getattr(args, "device", None),
+             "precision": getattr(args, "precision", None),
+             "compile": "true" if getattr(args, "compile", False) else None}
+    return [Override(f"train.{name}={value}", f"--{name}") for name, value in flags.items() if value]
 
 
 def _torchrun(args: argparse.Namespace, cli_args: list[str]) -> int:
@@ -191,15 +200,15 @@ def cmd_resume_check(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_ladder(args: argparse.Namespace, extra: list[str]) -> int:
     from practicum import api
-    from practicum.config import parse_overrides
+    from practicum.config import Override, parse_overrides
     from practicum.ladder_page import ladder_markdown
 
     overrides = parse_overrides(extra)
     if args.rungs:
-        overrides.append(f"ladder.rungs=[{args.rungs}]")
+        overrides.append(Override(f"ladder.rungs=[{args.rungs}]", "--rungs"))
     for flag in ("shots", "seeds"):
         if getattr(args, flag) is not None:
-            overrides.append(f"ladder.{flag}={getattr(args, flag)}")
+            overrides.append(Override(f"ladder.{flag}={getattr(args, flag)}", f"--{flag}"))
     result = api.ladder(args.recipe, overrides, args.out)
     print(ladder_markdown(result))
     print(f"ladder page: {Path(result.out_dir) / 'ladder.html'}")
@@ -444,10 +453,13 @@ def cmd_data_list(args: argparse.Namespace, extra: list[str]) -> int:
     from practicum.data import list_datasets
 
     rows = list_datasets()
-    print(f"{'name':16} {'kind':8} {'task':15} {'rows':>8}  description")
+    print(f"{'name':16} {'kind':8} {'for':15} {'rows':>8}  description")
     for r in rows:
-        print(f"{r['name']:16} {r['kind']:8} {r['task']:15} {str(r.get('rows', '?')):>8}  {r['description']}")
-    print("\nuse any of them as a path: --data.path builtin:NAME")
+        note = f" [not installed: {r['note']}]" if "note" in r else ""
+        print(f"{r['name']:16} {r['kind']:8} {r['task']:15} {r['rows']:>8}  {r['description']}{note}")
+    print("\nuse any of them as a path: --data.path builtin:NAME; pretrain a language model on a "
+          "text one's text column\n(data.corpus.text_field picks another) with "
+          "`practicum pretrain --data builtin:NAME`")
     return 0
 
 

@@ -504,13 +504,24 @@ class RunConfig(Section):
 
 # ---------------------------------------------------------------- loading
 
-from practicum.config_errors import clean_loc, describe, field_type, line_of  # noqa: E402
+from practicum.config_errors import (  # noqa: E402
+    Override,
+    clean_loc,
+    describe,
+    field_type,
+    line_of,
+    origin_of,
+    override_at,
+)
 
 
 def load_config(
     source: str | Path | dict[str, Any] | None = None, overrides: list[str] | None = None
 ) -> RunConfig:
-    """Build a RunConfig from a recipe (YAML path or dict) plus `section.field=value` overrides."""
+    """Build a RunConfig from a recipe (YAML path or dict) plus `section.field=value` overrides.
+
+    An error names the recipe file and line for a field the recipe sets, and the override for a
+    field an override sets (its CLI flag when it came from parse_overrides)."""
     text, raw = None, {}
     where = "config"
     if isinstance(source, dict):
@@ -532,38 +543,43 @@ def load_config(
     raw = _deep_copy(raw)
     for item in overrides or []:
         _apply_override(raw, item)
-    return validate(raw, where=where, text=text)
+    return validate(raw, where=where, text=text, overrides=overrides)
 
 
-def validate(raw: dict[str, Any], where: str = "config", text: str | None = None) -> RunConfig:
-    """Validate a plain dict as a RunConfig; errors name the field path and the expected type."""
+def validate(raw: dict[str, Any], where: str = "config", text: str | None = None,
+             overrides: list[str] | None = None) -> RunConfig:
+    """Validate a plain dict as a RunConfig; errors name the field path and the expected type,
+    and where the bad value came from: the override that set it, else `where` (and its line)."""
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = clean_loc(err["loc"])
-        line = line_of(text, loc) if text else None
-        at = f"{where}:{line}" if line else where
+        item = override_at(overrides or [], loc, err["type"])
+        line = line_of(text, loc) if text and item is None else None
+        at = origin_of(item) if item is not None else f"{where}:{line}" if line else where
         raw_loc = [str(p) for p in err["loc"]]
         mtype = raw_loc[1] if raw_loc[:1] == ["model"] and len(raw_loc) > 1 else None
         raise UserError(f"{at}: {describe(err, loc, mtype)}") from None
 
 
 def parse_overrides(args: list[str]) -> list[str]:
-    """Turn CLI tokens like ['--train.lr', '3e-4', '--model.type=mlp'] into 'train.lr=3e-4' items."""
-    out, i = [], 0
+    """Turn CLI tokens like ['--train.lr', '3e-4', '--model.type=mlp'] into 'train.lr=3e-4' items
+    (each an Override that errors name by its flag, `--train.lr`)."""
+    out: list[str] = []
+    i = 0
     while i < len(args):
         token = args[i]
         if not token.startswith("--"):
             raise UserError(f"unexpected argument {token!r}; overrides look like --train.lr 3e-4")
         key = token[2:]
         if "=" in key:
-            out.append(key)
+            out.append(Override(key, f"--{key.split('=', 1)[0]}"))
             i += 1
             continue
         if i + 1 >= len(args):
             raise UserError(f"override {token} needs a value, e.g. {token} 3e-4")
-        out.append(f"{key}={args[i + 1]}")
+        out.append(Override(f"{key}={args[i + 1]}", token))
         i += 2
     return out
 
@@ -611,14 +627,14 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
     key, value = item.split("=", 1)
     parts = [p for p in key.split(".") if p]
     if not parts:
-        raise UserError(f"override {item!r} has an empty field name")
+        raise UserError(f"{origin_of(item)}: the field name is empty; write section.field=value")
     node = raw
     for part in parts[:-1]:
         child = node.get(part)
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise UserError(f"override --{key}: {part!r} is a value, not a section")
+            raise UserError(f"{origin_of(item)}: {part!r} is a value, not a section")
         node = child
     try:
         node[parts[-1]] = yaml.safe_load(value) if value != "" else ""

@@ -1,4 +1,5 @@
-"""Readable config errors: the field path, the YAML line, the expected type, a close match."""
+"""Readable config errors: the field path, the YAML line or the override, the expected type,
+a close match."""
 
 from __future__ import annotations
 
@@ -14,6 +15,33 @@ def _schema() -> tuple[type[BaseModel], dict[str, type[BaseModel]]]:
     from practicum.config import MODEL_CONFIGS, RunConfig
 
     return RunConfig, MODEL_CONFIGS
+
+
+class Override(str):
+    """A `section.field=value` override that remembers how the user gave it, so that an error
+    in its value names that (`--train.lr` on the command line) rather than the recipe file."""
+
+    origin: str
+
+    def __new__(cls, item: str, origin: str | None = None) -> Override:
+        self = super().__new__(cls, item)
+        self.origin = origin or f"override {item}"
+        return self
+
+
+def origin_of(item: str) -> str:
+    """How the user gave an override: its flag, or `override section.field=value`."""
+    return getattr(item, "origin", None) or f"override {item}"
+
+
+def override_at(overrides: list[str], loc: list[str], kind: str) -> str | None:
+    """The last override that set the field at `loc` (or a section above or below it)."""
+    path = [*loc, "type"] if kind.startswith("union_tag") else loc  # a model.type problem
+    for item in reversed(overrides):
+        key = [p for p in item.split("=", 1)[0].split(".") if p]
+        if key == path[: len(key)] or (path and path == key[: len(path)]):
+            return item
+    return None
 
 
 def clean_loc(loc: tuple[Any, ...]) -> list[str]:

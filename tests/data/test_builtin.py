@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,10 +13,13 @@ from practicum.config import TaskConfig
 from practicum.data import DATASETS, list_datasets, load_data
 from practicum.data import builtin as builtin_module
 from practicum.data.builtin import load_builtin
+from practicum.data.corpus import iter_documents
+from practicum.data.formats import read_source
 from practicum.errors import UserError
 
 NAMES = {"digits", "iris", "wine", "breast_cancer", "diabetes", "penguins", "chatterbot", "chatterbot_pairs",
-         "fashion_mnist"}
+         "fashion_mnist", "pydoc"}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_list_datasets_rows() -> None:
@@ -24,6 +28,38 @@ def test_list_datasets_rows() -> None:
     for row in rows:
         assert {"name", "kind", "task", "rows", "description", "source", "available"} <= set(row)
         assert row["kind"] in ("tabular", "text", "image") and row["rows"] > 0
+        assert row["task"] in ("classification", "regression", "sft", "pretraining")
+
+
+def test_every_builtin_name_in_code_recipes_and_readme_is_listed() -> None:
+    """`data list` is the registry, so a builtin:NAME used anywhere must be registered there."""
+    files = [*(ROOT / "src").rglob("*.py"), *(ROOT / "configs").glob("*.yaml"), ROOT / "README.md"]
+    used = {name: path for path in files
+            for name in re.findall(r"builtin:([a-z0-9_]+)", path.read_text(encoding="utf-8"))}
+    assert {"pydoc", "chatterbot_pairs", "digits"} <= set(used)
+    listed = {r["name"] for r in list_datasets()}
+    assert {name: str(path) for name, path in used.items() if name not in listed} == {}
+
+
+def test_every_loader_takes_exactly_the_listed_names() -> None:
+    for row in list_datasets():
+        if row["available"]:
+            loaded = read_source(f"builtin:{row['name']}")
+            assert len(loaded.train) + (0 if loaded.test is None else len(loaded.test)) == row["rows"]
+    with pytest.raises(UserError, match="unknown data set 'pydocs' \\(did you mean 'pydoc'"):
+        read_source("builtin:pydocs")
+    with pytest.raises(UserError, match="unknown data set 'pydocs'"):
+        list(iter_documents("builtin:pydocs"))
+
+
+def test_pydoc_is_the_stdlib_topics_one_row_each() -> None:
+    from pydoc_data.topics import topics
+
+    loaded = load_builtin("pydoc")
+    frame = loaded.train.frame
+    assert loaded.kind == "text" and list(frame.columns) == ["topic", "text"]
+    assert frame["topic"].tolist() == sorted(topics) and frame["text"].tolist() == [topics[k] for k in sorted(topics)]
+    assert DATASETS.get("pydoc").task == "pretraining"
 
 
 def test_unknown_builtin_suggests_a_name() -> None:

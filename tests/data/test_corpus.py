@@ -119,6 +119,18 @@ def test_builtin_pydoc_is_an_embedded_corpus() -> None:
     assert corpus.count_documents("builtin:pydoc") == len(docs)
 
 
+def test_any_builtin_text_data_set_is_a_corpus_by_its_text_field() -> None:
+    pytest.importorskip("chatterbot_corpus", reason="chatterbot-corpus is not installed")
+    docs = list(iter_documents("builtin:chatterbot"))
+    assert len(docs) == corpus.count_documents("builtin:chatterbot") == 751
+    prompts = list(iter_documents("builtin:chatterbot_pairs", text_field="prompt"))
+    assert len(prompts) == corpus.count_documents("builtin:chatterbot_pairs", "prompt") == 1176
+    with pytest.raises(UserError, match="no 'text' column \\(it has prompt, response, topic\\); set data.corpus.text_field"):
+        list(iter_documents("builtin:chatterbot_pairs"))
+    with pytest.raises(UserError, match="builtin:digits holds images, not text"):
+        list(iter_documents("builtin:digits"))
+
+
 def test_sample_batch_shapes_shift_and_determinism() -> None:
     tokens = np.arange(1000, dtype=np.uint16)
     x, y = sample_batch(tokens, 8, 4, torch.Generator().manual_seed(0))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from practicum.data import inspect_file
+from practicum.data import inspect_file, list_datasets
 from practicum.errors import UserError
 
 
@@ -79,3 +79,22 @@ def test_image_folder_with_mixed_sizes(gen: SimpleNamespace, tmp_path: Path) -> 
 def test_builtin_report() -> None:
     report = inspect_file("builtin:iris")
     assert "rows: 150" in report and "target: species" in report
+    assert "(built-in tabular data for classification)" in report
+
+
+def test_builtin_corpus_report_shows_documents_and_how_to_pretrain() -> None:
+    from pydoc_data.topics import topics
+
+    report = inspect_file("builtin:pydoc")
+    assert report.startswith("file: builtin:pydoc (built-in text data for pretraining)")
+    assert f"documents: {len(topics)} " in report and "target: none" in report
+    assert "practicum pretrain --data builtin:pydoc" in report
+
+
+def test_every_builtin_is_inspected_or_says_how_to_install_it() -> None:
+    for row in list_datasets():
+        if row["available"]:
+            assert inspect_file(f"builtin:{row['name']}").startswith(f"file: builtin:{row['name']} (built-in ")
+        else:
+            with pytest.raises(UserError, match="is not installed"):
+                inspect_file(f"builtin:{row['name']}")

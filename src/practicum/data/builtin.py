@@ -1,7 +1,8 @@
 """Built-in data sets (`builtin:NAME`), read from installed packages, never downloaded.
 
-`practicum data list` shows them (list_datasets); each loader returns a `Loaded` so a
-built-in name works anywhere a path does.
+DATASETS is the one list of them: every loader that takes `builtin:NAME` (tables, images,
+sft pairs, pretraining corpora) looks the name up here, and `practicum data list` shows it
+(list_datasets). Each loader returns a `Loaded`, so a built-in name works anywhere a path does.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from pydoc_data import topics as pydoc_topics
 from typing import Any, Literal
 
 import numpy as np
@@ -35,11 +37,15 @@ FASHION_MNIST_CLASSES = (
 )
 
 
+Use = Task | Literal["sft", "pretraining"]
+"""What a built-in data set is for: a classifier or regressor, sft pairs, or a text corpus."""
+
+
 @dataclass(frozen=True)
 class BuiltinDataset:
     name: str
     kind: Kind
-    task: Task | Literal["sft"]
+    task: Use
     rows: int
     description: str
     source: str
@@ -52,10 +58,10 @@ DATASETS: Registry[BuiltinDataset] = Registry("data set")
 
 
 def _builtin(
-    name: str, kind: Kind, task: Task | Literal["sft"], rows: int, description: str, source: str,
+    name: str, kind: Kind, task: Use, rows: int, description: str, source: str,
     available: Callable[[], bool] | None = None, install_hint: str = "",
 ) -> Callable[[Callable[[], Loaded]], Callable[[], Loaded]]:
-    """Register the decorated loader as `builtin:name`."""
+    """Register the decorated loader as `builtin:NAME`."""
     def add(loader: Callable[[], Loaded]) -> Callable[[], Loaded]:
         DATASETS.register(name)(BuiltinDataset(
             name, kind, task, rows, description, source, loader, available or (lambda: True), install_hint,
@@ -65,7 +71,7 @@ def _builtin(
 
 
 def load_builtin(name: str) -> Loaded:
-    """The data of `builtin:name`; an unknown or uninstalled one is a UserError."""
+    """The data of `builtin:NAME`; an unknown or uninstalled one is a UserError."""
     ds = DATASETS.get(name)
     if not ds.available():
         raise UserError(f"builtin:{name} is not installed; {ds.install_hint}")
@@ -185,6 +191,15 @@ def _chatterbot_conversations() -> list[tuple[str, list]]:
         category = str((doc.get("categories") or [Path(entry.name).stem])[0])
         out += [(category, c) for c in doc.get("conversations") or [] if isinstance(c, list) and c]
     return out
+
+
+@_builtin("pydoc", "text", "pretraining", len(pydoc_topics.topics),
+          "the standard library's pydoc help topics, one document per topic: columns topic, text "
+          "(a corpus for `practicum pretrain`)", "Python's pydoc_data.topics")
+def _pydoc() -> Loaded:
+    names = sorted(pydoc_topics.topics)
+    frame = pd.DataFrame({"topic": names, "text": [pydoc_topics.topics[n] for n in names]})
+    return Loaded(Table(frame, "builtin:pydoc"), kind="text")
 
 
 def _fashion_file(prefix: str) -> Path | None:

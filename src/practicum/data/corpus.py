@@ -6,14 +6,16 @@
     x, y = sample_batch(train, block_size=64, batch_size=12, generator=g)
 
 A source is a .txt/.md file (one document), a .jsonl file (one document per record's text
-field), a folder of those (sorted, recursive) or `builtin:pydoc` (the standard library's
-pydoc topics). Everything is streamed: JSONL line by line, big text files in pieces cut at
+field), a folder of those (sorted, recursive) or a built-in text data set such as
+`builtin:pydoc` (the standard library's pydoc topics; one document per row's text field).
+Everything is streamed: JSONL line by line, big text files in pieces cut at
 newlines, and tokens appended to disk in batches, so corpora larger than memory work.
 Each document ends with the tokenizer's eos id.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator
@@ -23,10 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from practicum.data.formats import BUILTIN_PREFIX, read_source
 from practicum.data.tokenizers import Tokenizer
 from practicum.errors import UserError
 
 BUILTIN_PYDOC = "builtin:pydoc"
+"""The default corpus of `practicum pretrain` (registered in data.builtin like every builtin:NAME)."""
 TEXT_SUFFIXES = (".txt", ".md")
 CORPUS_SUFFIXES = (*TEXT_SUFFIXES, ".jsonl")
 CHUNK_CHARS = 1 << 20  # a big text file is read as ~1 MB pieces, cut at newlines
@@ -40,11 +44,8 @@ COPY_TOKENS = 1 << 20  # tokens moved per step when splitting off the tail
 
 def iter_pieces(source: str | Path, text_field: str = "text") -> Iterator[tuple[str, bool]]:
     """Yield (text, ends_document) pieces; a big text file comes as several pieces."""
-    if str(source) == BUILTIN_PYDOC:
-        from pydoc_data.topics import topics
-
-        for key in sorted(topics):
-            yield topics[key], True
+    if str(source).startswith(BUILTIN_PREFIX):
+        yield from ((text, True) for text in _builtin_texts(str(source), text_field))
         return
     for file in _corpus_files(Path(source)):
         if file.suffix == ".jsonl":
@@ -59,12 +60,11 @@ def iter_documents(source: str | Path, text_field: str = "text") -> Iterator[str
         yield text
 
 
-def count_documents(source: str | Path) -> int:
-    """Number of documents, found without decoding: 1 per text file, 1 per non-blank JSONL line."""
-    if str(source) == BUILTIN_PYDOC:
-        from pydoc_data.topics import topics
-
-        return len(topics)
+def count_documents(source: str | Path, text_field: str = "text") -> int:
+    """Number of documents, found without decoding: 1 per text file, 1 per non-blank JSONL line
+    (1 per row of a built-in data set)."""
+    if str(source).startswith(BUILTIN_PREFIX):
+        return len(_builtin_texts(str(source), text_field))
     count = 0
     for file in _corpus_files(Path(source)):
         if file.suffix == ".jsonl":
@@ -73,6 +73,21 @@ def count_documents(source: str | Path) -> int:
         else:
             count += 1
     return count
+
+
+@functools.lru_cache(maxsize=4)
+def _builtin_texts(source: str, text_field: str = "text") -> tuple[str, ...]:
+    """The documents of a built-in text data set: its text_field column, one document per row
+    (read once for counting and reading)."""
+    loaded = read_source(source, field="data.path")
+    frame = getattr(loaded.train, "frame", None)
+    if frame is None:
+        raise UserError(f"{source} holds images, not text; pretrain on a text corpus such as "
+                        f"{BUILTIN_PYDOC} (see `practicum data list`)")
+    if text_field not in frame.columns:
+        raise UserError(f"{source} has no {text_field!r} column (it has "
+                        f"{', '.join(map(str, frame.columns))}); set data.corpus.text_field to one of them")
+    return tuple(str(text) for text in frame[text_field].dropna())
 
 
 def _corpus_files(path: Path) -> list[Path]:
@@ -173,7 +188,7 @@ def build_corpus(
     eos = tokenizer.eos_id
     if eos is None:
         raise UserError("the tokenizer has no eos token; train one with practicum or add <eos>")
-    documents = count_documents(source)
+    documents = count_documents(source, text_field)
     if documents == 0:
         raise UserError(f"{source}: corpus has no documents; give a non-empty corpus")
     by_document = documents >= MIN_DOCS_FOR_DOC_SPLIT

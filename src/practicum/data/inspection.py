@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from practicum.data.builtin import DATASETS
 from practicum.data.columns import column_type, sort_labels, unknown_column, value_key, value_keys
 from practicum.data.formats import BUILTIN_PREFIX, check_exists, detect_format, read_source
 from practicum.data.image_files import is_image_file
@@ -21,16 +22,20 @@ _ID_NAME = re.compile(r"(^|[_\s-])id$|^id", re.IGNORECASE)
 
 
 def inspect_file(path: str, target: str | None = None) -> str:
-    """Format, rows, column types, missing values, target balance and problems, as text."""
+    """Format, rows, column types, missing values, target balance and problems, as text
+    (for a built-in corpus: its documents and how to pretrain on it)."""
     if path.startswith(BUILTIN_PREFIX):
-        fmt = "builtin"
+        ds = DATASETS.get(path[len(BUILTIN_PREFIX):])
+        fmt = f"built-in {ds.kind} data for {ds.task}"
     else:
-        fmt = detect_format(check_exists(path, "path"))
+        ds, fmt = None, detect_format(check_exists(path, "path"))
     if fmt == "image_folder":
         return "\n".join(_inspect_folder(Path(path)))
     loaded = read_source(path, field="path")
-    lines = [f"file: {path} ({fmt})"]
-    if isinstance(loaded.train, ImageSet):
+    lines = [f"file: {path} ({fmt})", *([f"about: {ds.description}"] if ds is not None else [])]
+    if ds is not None and ds.task == "pretraining" and target is None:
+        lines += _inspect_corpus(loaded.train, path)
+    elif isinstance(loaded.train, ImageSet):
         lines += _inspect_images(loaded.train)
     else:
         lines += _inspect_table(loaded.train, target or loaded.target)
@@ -40,6 +45,19 @@ def inspect_file(path: str, target: str | None = None) -> str:
 
 
 # ---------------------------------------------------------------- tables
+
+
+def _inspect_corpus(table: Table, path: str) -> list[str]:
+    """A pretraining corpus has no target: its documents, their lengths, and the command."""
+    lengths = table.frame["text"].astype(str).str.len()
+    return [
+        f"documents: {len(lengths)} (one per row; column 'text'), columns: "
+        + ", ".join(map(str, table.frame.columns)),
+        f"characters: {int(lengths.sum()):,}; per document min {int(lengths.min()):,}, "
+        f"median {int(lengths.median()):,}, max {int(lengths.max()):,}",
+        "target: none (a language-model corpus)",
+        f"use: practicum pretrain --data {path}   (or data.path: {path} in an LM recipe)",
+    ]
 
 
 def _inspect_table(table: Table, target: str | None) -> list[str]:
