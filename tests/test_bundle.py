@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import pytest
@@ -98,3 +99,37 @@ def test_weights_are_safetensors_equal_to_the_best_checkpoint(iris_run):
     bundle = load_file(iris_run.bundle / "model.safetensors")
     best = load_file(iris_run.run_dir / "checkpoints" / "best.safetensors")
     assert bundle.keys() == best.keys() and all(torch.equal(bundle[k], best[k]) for k in best)
+
+
+PENGUIN = {"island": "Dream", "bill_length_mm": 39.0, "bill_depth_mm": 18.5, "flipper_length_mm": 190,
+           "body_mass_g": 3700, "sex": "female", "year": 2009}
+
+
+def test_tabular_predict_warns_of_an_unseen_category_and_still_predicts(tabular_classifier_bundle, caplog):
+    bundle = Bundle.load(tabular_classifier_bundle)
+    with caplog.at_level(logging.WARNING, logger="practicum"):
+        rows = bundle.predict([{**PENGUIN, "island": "Atlantis"}, PENGUIN])
+    assert [r["prediction"] in bundle.task.label_names for r in rows] == [True, True]
+    assert [r.getMessage() for r in caplog.records] == [
+        "input: island: 1 value not seen in training ('Atlantis'); encoded as unknown (all zeros in the one-hot)"]
+
+
+def test_tabular_predict_with_a_renamed_column_names_the_rename(tabular_classifier_bundle):
+    record = {("bill_len" if k == "bill_length_mm" else k): v for k, v in PENGUIN.items()}
+    with pytest.raises(UserError, match="no column 'bill_length_mm' .*; if 'bill_len' is it, rename that "
+                                        "column to 'bill_length_mm'"):
+        Bundle.load(tabular_classifier_bundle).predict([record])
+
+
+def test_tabular_evaluate_counts_unseen_categories(tabular_classifier_bundle):
+    from practicum.data import raw_split
+    from practicum.data.raw import Table
+
+    bundle = Bundle.load(tabular_classifier_bundle)
+    test = raw_split(bundle.config.data, bundle.config.task, "test")
+    assert "unknown_categories" not in bundle.evaluate(test)
+    frame = test.frame.reset_index(drop=True)
+    frame.loc[:2, "island"] = "Atlantis"
+    frame.loc[5, "sex"] = "M"
+    frame.loc[6, "sex"] = None  # missing, not unknown
+    assert bundle.evaluate(Table(frame, "new.csv"))["unknown_categories"] == {"island": 3, "sex": 1}

@@ -89,3 +89,20 @@ def test_predict_takes_long_json_records(bundle, capsys):
     assert main(["predict", str(bundle), "--input", text, "--format", "json"]) == 0
     expected = [r["prediction"] for r in loaded.predict(frame.to_dict(orient="records"))]
     assert [r["prediction"] for r in json.loads(capsys.readouterr().out)] == expected
+
+
+def test_evaluate_prints_unknown_categories(tabular_classifier_bundle, tmp_path, capsys):
+    from practicum.bundle import Bundle
+    from practicum.data import raw_split
+
+    cfg = Bundle.load(tabular_classifier_bundle).config
+    frame = raw_split(cfg.data, cfg.task, "test").frame.reset_index(drop=True)
+    frame.loc[:2, "island"] = "Atlantis"
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    assert main(["evaluate", str(tabular_classifier_bundle), "--data", str(tmp_path / "new.csv")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("accuracy ")
+    assert lines[-1] == "unknown_categories     island 3 (cells with a category not seen in training)"
+    assert main(["evaluate", str(tabular_classifier_bundle), "--data", str(tmp_path / "new.csv"),
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unknown_categories"] == {"island": 3}

@@ -248,18 +248,22 @@ class Bundle:
         return [{"input": shown, **rec} for shown, rec in zip(display, records, strict=True)]
 
     def evaluate(self, source: Any) -> dict[str, Any]:
-        """Metrics on labelled data (the target column must be present)."""
+        """Metrics on labelled data (the target column must be present). For tables, also
+        "unknown_categories": {column: cells with a category not seen in training}, when any."""
         self._require_predictor()
         if self.tagging is not None:
             _, tags, batch, outputs = self._tag(source, require_tags=True)
             return self.task.metrics(outputs, batch["target"])
-        batch, _, _ = self.preprocessor.load_inputs(source)
+        raw = self.preprocessor.read_inputs(source)
+        batch, _, _ = self.preprocessor.load_inputs(raw)
         if "target" not in batch:
             raise UserError(
                 f"{source}: no target column to evaluate against; it needs the column "
                 f"the bundle was trained on ({self.config.data.target or 'label'})"
             )
-        return self.task.metrics(self.outputs(batch), batch["target"])
+        metrics = self.task.metrics(self.outputs(batch), batch["target"])
+        unknown = self.preprocessor.unknown_categories(raw)
+        return {**metrics, "unknown_categories": unknown} if unknown else metrics
 
 
 def find_bundle(path: str | Path) -> Path:

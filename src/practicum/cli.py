@@ -499,6 +499,10 @@ def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
         for key, value in metrics.items():
             if isinstance(value, float):
                 print(f"{key:22} {value:.4f}")
+        unknown = metrics.get("unknown_categories")
+        if unknown:
+            cells = ", ".join(f"{column} {count}" for column, count in unknown.items())
+            print(f"{'unknown_categories':22} {cells} (cells with a category not seen in training)")
     return 0
 
 

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from practicum.data.columns import (
+    check_columns,
+    closest_name,
     column_type,
     infer_table_kind,
     infer_task,
@@ -67,3 +69,60 @@ def test_value_keys_and_label_order() -> None:
     ]
     assert sort_labels(["10", "2", "1"]) == ["1", "2", "10"]
     assert sort_labels(["b", "a", "10"]) == ["10", "a", "b"]
+
+
+PENGUIN_COLUMNS = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex"]
+
+
+@pytest.mark.parametrize(("given", "meant"), [
+    ("bill_len", "bill_length_mm"),
+    ("bill_length", "bill_length_mm"),
+    ("Bill Length (mm)", "bill_length_mm"),
+    ("billLength", "bill_length_mm"),
+    ("billlen", "bill_length_mm"),
+    ("bill_lenght_mm", "bill_length_mm"),
+    ("culmen_depth_mm", "bill_depth_mm"),
+    ("flipper_len", "flipper_length_mm"),
+    ("flipper", "flipper_length_mm"),
+    ("body_mass", "body_mass_g"),
+    ("mass", "body_mass_g"),
+    ("islnd", "island"),
+    ("Sex", "sex"),
+])
+def test_closest_name_reads_renames_and_abbreviations(given: str, meant: str) -> None:
+    assert closest_name(given, PENGUIN_COLUMNS) == meant
+
+
+def test_closest_name_is_none_when_nothing_is_close() -> None:
+    assert closest_name("gender", PENGUIN_COLUMNS) is None
+    assert closest_name("bill_len", []) is None
+
+
+def test_missing_input_column_suggests_the_renamed_one_not_a_used_one() -> None:
+    """bill_depth_mm is spelt like bill_length_mm but is in use as itself; bill_len is the rename."""
+    frame = pd.DataFrame([{"island": "Dream", "bill_len": 40.0, "bill_depth_mm": 18.0,
+                           "flipper_length_mm": 190, "body_mass_g": 3700, "sex": "male"}])
+    with pytest.raises(UserError) as err:
+        check_columns(frame, "input", PENGUIN_COLUMNS, "a feature column of the trained model")
+    assert str(err.value) == (
+        "input: no column 'bill_length_mm' (a feature column of the trained model); if 'bill_len' is it, "
+        "rename that column to 'bill_length_mm'; available: island, bill_len, bill_depth_mm, "
+        "flipper_length_mm, body_mass_g, sex")
+
+
+def test_missing_target_suggests_a_column_that_is_not_a_feature() -> None:
+    frame = pd.DataFrame({"species_name": ["Adelie"], "island": ["Dream"], "bill_length_mm": [40.0]})
+    with pytest.raises(UserError) as err:
+        check_columns(frame, "new.csv", ["species"], "the target column", taken=["island", "bill_length_mm"])
+    assert "no column 'species' (the target column); if 'species_name' is it" in str(err.value)
+
+
+def test_unknown_config_column_suggests_the_abbreviated_one() -> None:
+    frame = pd.DataFrame({name: [1.0] for name in PENGUIN_COLUMNS} | {"species": ["Adelie"]})
+    with pytest.raises(UserError, match="no column 'flipper' \\(data.features\\); did you mean 'flipper_length_mm'"):
+        resolve_columns(frame, "p.csv", "species", ["bill_length_mm", "flipper"])
+
+
+def test_closest_name_does_not_take_a_short_name_for_an_abbreviation() -> None:
+    assert closest_name("lable", ["a", "b", "label"]) == "label"
+    assert closest_name("y", ["year", "body"]) is None

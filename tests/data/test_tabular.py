@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -77,6 +78,49 @@ def test_embedding_indices_reserve_zero_for_unknown() -> None:
     assert out["x"].shape == (2, 1)
     assert out["x_cat"].dtype == torch.int64
     assert out["x_cat"].tolist() == [[2, 1], [0, 2]]
+
+
+def test_unseen_categories_warn_once_per_column_and_are_counted(caplog: pytest.LogCaptureFixture) -> None:
+    train = pd.DataFrame({"color": ["red", "blue", "red"], "size": ["S", "M", "S"], "n": [1.0, 2.0, 3.0]})
+    enc = TabularEncoder.fit(train, ["n", "color", "size"], None, "onehot", normalize=True)
+    new = pd.DataFrame({"color": ["green", "green", "pink", None, "red"], "size": ["S", "M", "XL", "M", None],
+                        "n": [1.0] * 5})
+    with caplog.at_level(logging.WARNING, logger="practicum.data.tabular"):
+        enc.transform(new, "new.csv")
+    assert [r.getMessage() for r in caplog.records] == [
+        "new.csv: color: 3 values not seen in training ('green', 'pink'); encoded as unknown "
+        "(all zeros in the one-hot)",
+        "new.csv: size: 1 value not seen in training ('XL'); encoded as unknown (all zeros in the one-hot)",
+    ]
+    assert enc.unknown_counts(new) == {"color": 3, "size": 1}  # missing cells are not unknown
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="practicum.data.tabular"):
+        enc.transform(train, "train.csv")
+    assert caplog.records == [] and enc.unknown_counts(train) == {}
+
+
+def test_unseen_category_warning_names_a_few_values(caplog: pytest.LogCaptureFixture) -> None:
+    train = pd.DataFrame({"city": ["a", "b"], "n": [1.0, 2.0]})
+    enc = TabularEncoder.fit(train, ["n", "city"], None, "embedding", normalize=True)
+    new = pd.DataFrame({"city": [f"c{i}" for i in range(8)], "n": [1.0] * 8})
+    with caplog.at_level(logging.WARNING, logger="practicum.data.tabular"):
+        out = enc.transform(new, "t")
+    assert out["x_cat"].tolist() == [[0]] * 8
+    assert [r.getMessage() for r in caplog.records] == [
+        "t: city: 8 values not seen in training ('c0', 'c1', 'c2', 'c3', 'c4' and 3 more); "
+        "encoded as unknown (the embedding's unknown index)"]
+
+
+def test_fields_describe_each_column_with_a_typical_value() -> None:
+    train = pd.DataFrame({"color": ["red", "blue", "red"], "n": [1.0, 2.5, 30.0], "flag": [True, False, True]})
+    enc = TabularEncoder.fit(train, ["n", "color", "flag"], None, "onehot", normalize=True)
+    assert enc.fields(["color", "n", "flag"]) == [
+        {"name": "color", "type": "categorical", "example": "blue"},
+        {"name": "n", "type": "numeric", "example": 2.5},
+        {"name": "flag", "type": "categorical", "example": "False"},
+    ]
+    example = pd.DataFrame([{f["name"]: f["example"] for f in enc.fields(["color", "n", "flag"])}])
+    assert enc.unknown_counts(example) == {}  # the examples are valid inputs
 
 
 def test_listed_numeric_column_becomes_categorical() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import logging
 import math
+import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -18,16 +19,72 @@ log = logging.getLogger(__name__)
 
 ColumnType = Literal["numeric", "categorical", "text", "bool"]
 TARGET_GUESSES = ("label", "target", "category", "class", "labels", "y")
+MIN_PART = 3
+"""closest_name: a name shorter than this (without separators) is too short to abbreviate another."""
 REGRESSION_MIN_DISTINCT = 20
 """task auto: a float target with more distinct values than this is a regression target."""
 
 
-def unknown_column(source: str, name: str, available: Iterable[str], field: str) -> UserError:
-    """'no column X (field); did you mean Y? available: ...' as a UserError."""
+def unknown_column(
+    source: str, name: str, available: Iterable[str], field: str, taken: Iterable[str] = ()
+) -> UserError:
+    """'no column X (field); did you mean Y? available: ...' as a UserError.
+
+    Y is never one of `taken`: columns already used under their own name cannot be X renamed.
+    """
     available = [str(c) for c in available]
-    close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    used = {str(c) for c in taken}
+    close = closest_name(name, [c for c in available if c not in used])
+    hint = f"did you mean {close!r}? " if close else ""
     return UserError(f"{source}: no column {name!r} ({field}); {hint}available: {', '.join(available)}")
+
+
+def _name_tokens(name: str) -> list[str]:
+    """'Bill Length (mm)', 'billLength_mm', 'bill-length-mm' -> ['bill', 'length', 'mm']."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [t for t in re.split(r"[^a-z0-9]+", spaced.lower()) if t]
+
+
+def _covers(short: list[str], long: list[str]) -> bool:
+    """Every token of `short` starts a different token of `long` ('len' starts 'length')."""
+    free = list(long)
+    for token in short:
+        match = next((t for t in free if t.startswith(token)), None)
+        if match is None:
+            return False
+        free.remove(match)
+    return True
+
+
+def closest_name(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate that `name` most likely means, or None when none is close.
+
+    Ranked: the same words ('Bill Length (mm)' for bill_length_mm); one name's words abbreviating
+    the other's ('bill_len', 'body_mass'); one name starting or containing the other with the
+    separators removed ('billlen'); then difflib's similarity (typos such as 'lable').
+    Ties, and the last rank, go by difflib's ratio.
+    """
+    tokens = _name_tokens(name)
+    flat = "".join(tokens)
+    best: tuple[int, float, str] | None = None
+    for cand in candidates:
+        other = _name_tokens(cand)
+        other_flat = "".join(other)
+        ratio = difflib.SequenceMatcher(None, name, cand).ratio()
+        shorter = min(len(flat), len(other_flat))
+        if tokens and tokens == other:
+            rank = 3
+        elif shorter >= MIN_PART and (_covers(tokens, other) or _covers(other, tokens)):
+            rank = 2
+        elif shorter >= MIN_PART and (flat in other_flat or other_flat in flat):
+            rank = 1
+        elif ratio >= 0.6:
+            rank = 0
+        else:
+            continue
+        if best is None or (rank, ratio) > best[:2]:
+            best = (rank, ratio, cand)
+    return best[2] if best else None
 
 
 def resolve_columns(
@@ -49,13 +106,13 @@ def resolve_columns(
         if target != "label" and target != default_target:
             log.info("data.target not set: using column %r", target)
     elif target not in cols:
-        raise unknown_column(source, target, cols, "data.target")
+        raise unknown_column(source, target, cols, "data.target", taken=features or ())
     if features is None:
         features = [c for c in cols if c != target]
     else:
         for name in features:
             if name not in cols:
-                raise unknown_column(source, name, cols, "data.features")
+                raise unknown_column(source, name, cols, "data.features", taken=[target, *features])
         if target in features:
             raise UserError(f"data.features lists the target {target!r}; remove it from data.features")
     if not features:
@@ -63,11 +120,19 @@ def resolve_columns(
     return target, list(features)
 
 
-def check_columns(frame: pd.DataFrame, source: str, needed: Iterable[str], field: str) -> None:
-    """Every column of `needed` must be in `frame` (val/test/predict files)."""
+def check_columns(
+    frame: pd.DataFrame, source: str, needed: Iterable[str], field: str, taken: Iterable[str] = ()
+) -> None:
+    """Every column of `needed` must be in `frame` (val/test/predict files). A suggestion for a
+    missing one comes from the other columns: not `needed`, not `taken` (used for something else)."""
+    needed = list(needed)
+    available = [str(c) for c in frame.columns]
+    used = {*needed, *taken}
     for name in needed:
-        if name not in frame.columns:
-            raise unknown_column(source, name, frame.columns, field)
+        if name not in available:
+            close = closest_name(name, [c for c in available if c not in used])
+            hint = f"if {close!r} is it, rename that column to {name!r}; " if close else ""
+            raise UserError(f"{source}: no column {name!r} ({field}); {hint}available: {', '.join(available)}")
 
 
 def value_key(v: Any) -> str | None:

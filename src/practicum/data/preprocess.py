@@ -123,6 +123,11 @@ class Preprocessor:
             batch["target"] = self.targets.encode(raw[self.target], source)
         return batch
 
+    def feature_fields(self) -> list[dict[str, Any]] | None:
+        """Tabular data: each feature column's name, type and an example value (what a client
+        needs to write a record); None for text and images."""
+        return self.inputs.fields(self.features) if isinstance(self.inputs, TabularEncoder) else None
+
     def display(self, raw: RawData) -> list[str]:
         """One short human string per row: the text for text data, else 'row 17' / 'image 17'."""
         if isinstance(raw, Table) and self.kind == "text":
@@ -154,6 +159,17 @@ class Preprocessor:
             raw_targets = self.targets.raw(raw.frame[self.target]) if has_target else None
         batch = self.transform(raw, with_target=has_target, source=raw.source)
         return batch, self.display(raw), raw_targets
+
+    def read_inputs(self, source: Any) -> RawData:
+        """A path or parsed JSON -> the raw table or images, as load_inputs reads them."""
+        return self._read_inputs(source)
+
+    def unknown_categories(self, raw: RawData) -> dict[str, int]:
+        """Per categorical feature, how many cells of `raw` hold a category not seen in training
+        (only columns with some; {} for text and image data)."""
+        if not isinstance(self.inputs, TabularEncoder) or not isinstance(raw, Table):
+            return {}
+        return self.inputs.unknown_counts(raw.frame)
 
     def _read_inputs(self, source: Any) -> RawData:
         from practicum.data.formats import read_source

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 HIGH_CARDINALITY = 100
 """A categorical with more training categories than this gets a warning."""
+SHOWN_UNSEEN = 5
+"""The warning about categories not seen in training names at most this many of them."""
 
 
 @dataclass
@@ -75,13 +77,17 @@ class TabularEncoder:
         return [len(c) + 1 for c in self.categories] if self.encoding == "embedding" else []
 
     def transform(self, frame: pd.DataFrame, source: str) -> dict[str, torch.Tensor]:
-        """{"x": (N, F) float32} plus {"x_cat": (N, C) int64} for the embedding encoding."""
+        """{"x": (N, F) float32} plus {"x_cat": (N, C) int64} for the embedding encoding.
+
+        Categories not seen in training are encoded as unknown, with one warning per column."""
         n = len(frame)
         parts = [self._numeric(frame, source)]  # (N, n_numeric)
-        indices = np.stack(
-            [self._indices(frame[c], cats) for c, cats in zip(self.categorical, self.categories, strict=True)],
-            axis=1,
-        ) if self.categorical else np.zeros((n, 0), dtype=np.int64)  # (N, C)
+        columns = []
+        for col, cats in zip(self.categorical, self.categories, strict=True):
+            keys = value_keys(frame[col])
+            columns.append(self._indices(keys, cats))
+            self._warn_unseen(source, col, _unseen(keys, cats))
+        indices = np.stack(columns, axis=1) if columns else np.zeros((n, 0), dtype=np.int64)  # (N, C)
         if self.encoding == "embedding":
             x = np.concatenate(parts, axis=1)
             return {"x": torch.from_numpy(x.astype(np.float32)), "x_cat": torch.from_numpy(indices)}
@@ -102,11 +108,40 @@ class TabularEncoder:
         return out
 
     @staticmethod
-    def _indices(series: pd.Series, cats: list[str]) -> np.ndarray:
+    def _indices(keys: list[str | None], cats: list[str]) -> np.ndarray:
         lookup = {c: i + 1 for i, c in enumerate(cats)}
-        return np.fromiter(
-            (lookup.get(k, 0) for k in value_keys(series)), dtype=np.int64, count=len(series)
-        )
+        return np.fromiter((lookup.get(k, 0) for k in keys), dtype=np.int64, count=len(keys))
+
+    def unknown_counts(self, frame: pd.DataFrame) -> dict[str, int]:
+        """Per categorical column, how many cells hold a category not seen in training (missing
+        cells aside); only columns with some."""
+        counts = {col: len(_unseen(value_keys(frame[col]), cats))
+                  for col, cats in zip(self.categorical, self.categories, strict=True)}
+        return {col: n for col, n in counts.items() if n}
+
+    def _warn_unseen(self, source: str, col: str, unseen: list[str]) -> None:
+        if not unseen:
+            return
+        distinct = list(dict.fromkeys(unseen))
+        shown = ", ".join(repr(v) for v in distinct[:SHOWN_UNSEEN])
+        more = f" and {len(distinct) - SHOWN_UNSEEN} more" if len(distinct) > SHOWN_UNSEEN else ""
+        how = "the embedding's unknown index" if self.encoding == "embedding" else "all zeros in the one-hot"
+        log.warning("%s: %s: %d %s not seen in training (%s%s); encoded as unknown (%s)", source, col,
+                    len(unseen), "value" if len(unseen) == 1 else "values", shown, more, how)
+
+    def fields(self, order: list[str]) -> list[dict[str, Any]]:
+        """Each column of `order` as {"name", "type": numeric | categorical, "example"}: a value
+        that reads as typical (the training median, or the first training category)."""
+        medians = dict(zip(self.numeric, self.medians, strict=True))
+        categories = dict(zip(self.categorical, self.categories, strict=True))
+        out: list[dict[str, Any]] = []
+        for col in order:
+            if col in medians:
+                out.append({"name": col, "type": "numeric", "example": float(f"{medians[col]:.6g}")})
+            else:
+                cats = categories.get(col) or [None]
+                out.append({"name": col, "type": "categorical", "example": cats[0]})
+        return out
 
     def state(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,3 +149,9 @@ class TabularEncoder:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TabularEncoder:
         return cls(**state)
+
+
+def _unseen(keys: list[str | None], cats: list[str]) -> list[str]:
+    """The keys (one per cell, repeats kept) that are neither missing nor a training category."""
+    known = set(cats)
+    return [k for k in keys if k is not None and k not in known]

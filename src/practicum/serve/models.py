@@ -112,6 +112,14 @@ class Predictor(ServedModel):
             return list(self.bundle.info["tag_names"])
         return self.bundle.preprocessor.label_names
 
+    def describe(self) -> dict[str, Any]:
+        """Tabular models add "features": [{"name", "type", "example"}, ...] (to build a record)."""
+        info = super().describe()
+        fields = self.bundle.preprocessor.feature_fields() if self.bundle.tagging is None else None
+        if fields is not None:
+            info["features"] = fields
+        return info
+
     async def warm(self) -> None:
         await self.run("predict", [self._example()])
 

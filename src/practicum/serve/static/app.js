@@ -5,6 +5,7 @@ const $ = (id) => document.getElementById(id);
 const KEY = "practicum-api-key";
 let models = [];
 let running = null; // AbortController of the generation in progress
+let shown = null; // the model the page was last set up for
 
 function headers() {
   const h = { "Content-Type": "application/json" };
@@ -62,14 +63,34 @@ async function loadModels() {
 function choose() {
   const m = current();
   if (!m) return;
+  if (shown && shown.id !== m.id) {
+    showPrediction({ prediction: "" });
+    if (shown.kind !== m.kind) $("text").value = ""; // another kind of input: show m's example
+  }
+  shown = m;
   const can = (e) => (m.endpoints || []).includes(e);
   $("classify-panel").hidden = !can("predict");
   $("chat-panel").hidden = !can("generate");
   $("image").parentElement.hidden = m.kind !== "image";
   $("text").hidden = m.kind === "image";
   $("classify").hidden = m.kind === "image";
-  $("text").placeholder = m.kind === "tabular" ? 'A JSON record, e.g. {"feature": 1.5}' : "Text to classify";
-  $("model-info").textContent = m.labels ? `${m.kind}; labels: ${m.labels.slice(0, 8).join(", ")}` : m.kind;
+  $("text").placeholder = m.kind === "tabular" ? tabularPlaceholder(m) : "Text to classify";
+  $("model-info").textContent = m.labels ? `${m.kind}; labels: ${labelList(m.labels)}` : m.kind;
+}
+
+const SHOWN_LABELS = 12;
+
+// Every label, or the first SHOWN_LABELS and the count when there are more.
+function labelList(labels) {
+  if (labels.length <= SHOWN_LABELS) return labels.join(", ");
+  return `${labels.slice(0, SHOWN_LABELS).join(", ")}, … (${labels.length} labels)`;
+}
+
+// A record of the model's own features with typical values (from /v1/models), as JSON.
+function tabularPlaceholder(m) {
+  if (!m.features || !m.features.length) return "A JSON record with the model's feature columns";
+  const record = Object.fromEntries(m.features.map((f) => [f.name, f.example]));
+  return "A JSON record, e.g. " + JSON.stringify(record, null, 1).replace(/\n\s*/g, " ");
 }
 
 function showPrediction(p) {
