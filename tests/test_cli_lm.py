@@ -45,6 +45,21 @@ def test_pretrain_default_writes_a_bundle_and_samples(bundles, capsys):
     assert (bundles["gpt"] / "tokenizer.json").is_file()
 
 
+def test_pretrain_piped_into_a_file_prints_progress_lines(tmp_path):
+    import subprocess
+    import sys
+
+    tiny = [a for a in TINY_GPT if a not in ("--train.progress", "never")]  # the default: auto
+    with open(tmp_path / "log.txt", "w") as log:  # stdout and stderr into a file, as `> log 2>&1`
+        done = subprocess.run([sys.executable, "-m", "practicum", "pretrain", "--out_dir", str(tmp_path / "run"),
+                               *tiny], stdout=log, stderr=subprocess.STDOUT, timeout=300)
+    text = (tmp_path / "log.txt").read_text()
+    assert done.returncode == 0, text
+    steps = [line.split("  ")[0] for line in text.splitlines() if line.startswith("step ")]
+    assert steps == [f"step {n}/20" for n in range(2, 21, 2)], text
+    assert "loss" in text and "steps/s" in text and "eta" in text
+
+
 def test_generate_streams_text_from_a_gpt_bundle(bundles, capsys):
     assert main(["generate", str(bundles["gpt"]), "--prompt", "The ", "--max-new-tokens", "12",
                  "--seed", "1"]) == 0
@@ -60,6 +75,24 @@ def test_generate_batch_of_prompts_as_json(bundles, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["prompt"] for r in rows] == ["a", "longer prompt"]
     assert all(r["finish_reason"] in ("length", "eos", "stop") for r in rows)
+
+
+def test_generate_near_the_context_gives_every_token_asked_for(bundles, capsys):
+    import json
+
+    prompt = ("The return statement " * 2)[:30]  # 30 of the 32 positions
+    assert main(["generate", str(bundles["gpt"]), "--prompt", prompt, "--max-new-tokens", "20",
+                 "--temperature", "0", "--format", "json", "--no-stream"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["finish_reason"] == "length" and len(row["text"]) == 20  # one character a token
+
+
+def test_a_prompt_longer_than_the_context_prints_only_the_error(bundles, capsys):
+    capsys.readouterr()
+    assert main(["generate", str(bundles["gpt"]), "--prompt", "x" * 40]) == 2
+    out, err = capsys.readouterr()
+    assert out == "", out  # the prompt is not echoed before the error
+    assert err.startswith("error: prompt 0 has 40 tokens") and "at most 32" in err, err
 
 
 def test_fill_mask_ranks_candidates(bundles, capsys):

@@ -32,10 +32,10 @@ TEXTS = [
 VOCAB = 48
 
 
-def tiny_lm(preset: str = "gpt-tiny", vocab: int = VOCAB, block: int = 32, seed: int = 0
-            ) -> TransformerLM:
+def tiny_lm(preset: str = "gpt-tiny", vocab: int = VOCAB, block: int = 32, seed: int = 0,
+            **fields) -> TransformerLM:
     torch.manual_seed(seed)
-    return TransformerLM(LMConfig(preset=preset, vocab_size=vocab, block_size=block))
+    return TransformerLM(LMConfig(preset=preset, vocab_size=vocab, block_size=block, **fields))
 
 
 def greedy(**fields) -> GenerationConfig:
@@ -55,11 +55,12 @@ def run_ids(model: TransformerLM, prompts: list[list[int]], cfg: GenerationConfi
 
 
 def reference_greedy(model: TransformerLM, prompt: list[int], n: int) -> list[int]:
-    """Plain nanoGPT-style loop: the whole unpadded sequence through the model each step."""
-    ids = list(prompt)
+    """nanoGPT's loop: no cache, the unpadded sequence cropped to its last block_size tokens
+    through the model each step."""
+    ids, block = list(prompt), model.cfg.block_size
     with torch.no_grad():
-        for _ in range(min(n, model.cfg.block_size - len(prompt))):
-            ids.append(int(model(torch.tensor([ids]))[0, -1].argmax()))
+        for _ in range(n):
+            ids.append(int(model(torch.tensor([ids[-block:]]))[0, -1].argmax()))
     return ids[len(prompt):]
 
 
@@ -159,14 +160,18 @@ def test_repetition_penalty_in_the_loop_sees_prompt_and_output_but_not_padding()
     assert all(len(set(p + n)) == len(p + n) for p, n in zip(prompts[:2], batched[:2], strict=True))
 
 
-def test_context_end_stops_each_row_at_its_own_length() -> None:
-    model = tiny_lm(block=12)
-    prompts = [[3] * 9, [4, 5]]  # room for 3 and 10 new tokens
+@pytest.mark.parametrize("preset", ["gpt-tiny", "llama-tiny"])  # learned positions; rotary + GQA
+def test_past_the_context_the_model_reads_a_sliding_window(preset: str) -> None:
+    model = tiny_lm(preset, block=12, tie_embeddings=False)  # untied: greedy does not just repeat
+    prompts = [[3, 7, 1] * 3, [4, 5], [9, 2] * 6]  # 9 and 2 tokens, and one that fills the context
+    expected = [reference_greedy(model, p, 30) for p in prompts]
     for use_cache in (True, False):
-        new, reasons = run_ids(model, prompts, greedy(max_new_tokens=50, use_cache=use_cache))
-        assert [len(n) for n in new] == [3, 10]
-        assert reasons == {0: "length", 1: "length"}
-        assert new == [reference_greedy(model, p, 50) for p in prompts]
+        new, reasons = run_ids(model, prompts, greedy(max_new_tokens=30, use_cache=use_cache))
+        assert new == expected
+        assert reasons == {0: "length", 1: "length", 2: "length"}
+    alone = [run_ids(model, [p], greedy(max_new_tokens=30))[0][0] for p in prompts]
+    assert alone == expected
+    assert all(len(set(n[12:])) > 1 for n in expected)  # still decoding past the context, not stuck
 
 
 def test_seeded_sampling_is_reproducible_and_seeds_differ() -> None:
@@ -191,12 +196,11 @@ def test_eos_ends_only_its_sequence() -> None:
         assert ended[i] == new[i][:cut]
 
 
-def test_prompt_that_fills_the_context_is_a_user_error() -> None:
+def test_prompt_longer_than_the_context_is_refused_when_called() -> None:
     model = tiny_lm(block=8)
-    with pytest.raises(UserError, match="prompt 1 has 9 tokens.*block_size\\) is 8"):
-        next(generate_ids(model, [[1], [2] * 9], greedy()))
-    with pytest.raises(UserError, match="at most 7"):
-        next(generate_ids(model, [[2] * 8], greedy()))
+    with pytest.raises(UserError, match="prompt 1 has 9 tokens.*block_size\\) is 8.*at most 8"):
+        generate_ids(model, [[1], [2] * 9], greedy())  # at the call, before any step is asked for
+    assert len(run_ids(model, [[2] * 8], greedy(max_new_tokens=3))[0][0]) == 3  # a full context is fine
 
 
 def test_generation_restores_training_mode_and_refuses_masked_lms() -> None:

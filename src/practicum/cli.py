@@ -254,8 +254,9 @@ def cmd_generate(args: argparse.Namespace, extra: list[str]) -> int:
         prompts = [render_chat(template, [{"role": "user", "content": p}], True, bundle.tokenizer) for p in prompts]
         shown = [""] * len(prompts)
     if len(prompts) == 1 and not args.no_stream:
+        pieces = stream(bundle.model, bundle.tokenizer, prompts[0], gen)  # a bad prompt stops here
         sys.stdout.write(shown[0])
-        for piece in stream(bundle.model, bundle.tokenizer, prompts[0], gen):
+        for piece in pieces:
             sys.stdout.write(piece)
             sys.stdout.flush()
         sys.stdout.write("\n")

@@ -424,7 +424,7 @@ class TrainConfig(Section):
     log_every: Annotated[int, Field(ge=1)] = 10
     """Log training loss and throughput every N optimizer steps."""
     progress: Literal["auto", "always", "never"] = "auto"
-    """Progress bar: auto shows it when stderr is a terminal."""
+    """Progress on stderr: always a bar; auto a bar on a terminal, else a log line every tenth of the run (and at least every 30 s); never nothing."""
     tensorboard: bool = True
     """Write TensorBoard event files under out_dir/tensorboard."""
     seed: int = 0

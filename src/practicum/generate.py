@@ -6,8 +6,9 @@
     fill_mask(bert, tokenizer, "Paris is the [MASK] of France.")
 
 Layers: `sample_next` picks one token per row from logits; `generate_ids` is the id-level
-loop (left-padded batch, prefill then one token a step through the KV cache); `generate`
-and `stream` add the tokenizer: incremental decoding and stop strings.
+loop (left-padded batch, prefill then one token a step through the KV cache; once the
+sequence fills the context, the model reads a sliding window of its last block_size tokens);
+`generate` and `stream` add the tokenizer: incremental decoding and stop strings.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class GenerationConfig:
     """How to pick new tokens and when to stop."""
 
     max_new_tokens: int = 128
-    """Most new tokens per prompt (fewer when the context, model.block_size, ends first)."""
+    """New tokens per prompt, unless eos or a stop string ends it first. Past the context
+    (model.block_size) the model reads only the last block_size tokens (a sliding window)."""
     temperature: float = 1.0
     """Divide logits by this before sampling; 0 = greedy (always the most likely token)."""
     top_k: int | None = None
@@ -144,7 +146,14 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
 
 
 class _Batch:
-    """Left-padded decoding state of the running rows: ids, mask, positions, KV cache."""
+    """Left-padded decoding state of the running rows: ids, mask, KV cache.
+
+    While the columns fit the context (model.block_size), each step runs the newest column
+    through the KV cache. Once they do not, every step runs the last block_size columns
+    from scratch, at positions counted from the window's start (nanoGPT's crop): the cache
+    cannot simply drop its oldest column, since every later key and value was computed
+    with that token in view (and, with learned positions, at other positions).
+    """
 
     def __init__(self, model: TransformerLM, prompts: list[list[int]], cfg: GenerationConfig,
                  steps: int) -> None:
@@ -153,14 +162,14 @@ class _Batch:
         lengths = [len(p) for p in prompts]
         B, P = len(prompts), max(lengths)
         self.padded = min(lengths) < P
+        self.block = model.cfg.block_size
         self.ids = torch.zeros(B, P + steps, dtype=torch.long, device=device)
         self.mask = torch.ones(B, P + steps, dtype=torch.bool, device=device)
         for row, prompt in enumerate(prompts):
             self.ids[row, P - len(prompt):P] = torch.tensor(prompt, dtype=torch.long)
             self.mask[row, :P - len(prompt)] = False
-        self.positions = (self.mask.cumsum(1) - 1).clamp(min=0)  # (B, P + steps)
         self.t = P  # columns filled so far
-        self.cache = model.new_cache(B, P + steps) if cfg.use_cache else None
+        self.cache = model.new_cache(B, min(P + steps, self.block)) if cfg.use_cache else None
         self.generator: torch.Generator | None = None
         if cfg.temperature > 0:
             self.generator = torch.Generator(device=device)
@@ -168,13 +177,26 @@ class _Batch:
                 self.generator.seed()
             else:
                 self.generator.manual_seed(cfg.seed)
-        self.logits = self._forward(0)
+        self.logits = self._window()
 
-    def _forward(self, start: int) -> Tensor:
-        """Run columns start..t-1 (start 0: the whole sequence) and return the last logits (B, V)."""
-        t = self.t
-        out = self.model(self.ids[:, start:t], mask=self.mask[:, :t] if self.padded else None,
-                         positions=self.positions[:, start:t], cache=self.cache)
+    def _window(self) -> Tensor:
+        """Run the last block_size columns (all of them while they fit) from an empty cache."""
+        start = max(0, self.t - self.block)
+        mask = self.mask[:, start:self.t]  # (B, T)
+        positions = (mask.cumsum(1) - 1).clamp(min=0)  # (B, T), from the window's first real token
+        if self.cache is not None:
+            self.cache.length = 0
+        return self._run(self.ids[:, start:self.t], mask, positions)
+
+    def _newest(self) -> Tensor:
+        """Run column t-1 through the cache, which holds columns 0..t-2."""
+        mask = self.mask[:, :self.t]  # (B, t)
+        positions = mask.sum(1, keepdim=True) - 1  # (B, 1)
+        return self._run(self.ids[:, self.t - 1:self.t], mask, positions)
+
+    def _run(self, ids: Tensor, mask: Tensor, positions: Tensor) -> Tensor:
+        """The next-token logits (B, V) after these columns."""
+        out = self.model(ids, mask=mask if self.padded else None, positions=positions, cache=self.cache)
         logits = out[0] if isinstance(out, tuple) else out  # (B, T, V)
         return logits[:, -1]
 
@@ -194,10 +216,26 @@ class _Batch:
         """Keep these rows (the others ended) and compute logits after the tokens just chosen."""
         if len(keep) < self.ids.size(0):
             rows = torch.tensor(keep, device=self.ids.device)
-            self.ids, self.mask, self.positions = self.ids[rows], self.mask[rows], self.positions[rows]
+            self.ids, self.mask = self.ids[rows], self.mask[rows]
             if self.cache is not None:
                 self.cache.select(rows)
-        self.logits = self._forward(self.t - 1 if self.cache is not None else 0)
+        fits = self.cache is not None and self.t <= self.block
+        self.logits = self._newest() if fits else self._window()
+
+
+def check_prompts(model: TransformerLM, prompts: list[list[int]]) -> None:
+    """Refuse, before any work, what generation cannot do: a bidirectional model, an empty
+    prompt, a prompt longer than the context (its start would be dropped unread)."""
+    if model.cfg.causal is False:
+        raise UserError("generation needs a causal (GPT- or LLaMA-style) model; this is a "
+                        "bidirectional masked LM: use fill_mask")
+    block = model.cfg.block_size
+    for i, prompt in enumerate(prompts):
+        if not prompt:
+            raise UserError(f"prompt {i} has no tokens; give at least one token")
+        if len(prompt) > block:
+            raise UserError(f"prompt {i} has {len(prompt)} tokens but the context (model."
+                            f"block_size) is {block}; shorten it to at most {block} tokens")
 
 
 def generate_ids(model: TransformerLM, prompts: list[list[int]], cfg: GenerationConfig,
@@ -205,29 +243,25 @@ def generate_ids(model: TransformerLM, prompts: list[list[int]], cfg: Generation
                  stop_when: Callable[[int, int], bool] | None = None) -> Iterator[Step]:
     """Generate from token-id prompts (any lengths, batched with left padding); yield each Step.
 
+    The prompts are checked here (`check_prompts`), before the first step is asked for.
     stop_when(prompt index, new token) is asked after every token; True ends that sequence
-    with finish reason "stop". A sequence also ends at eos_id (cfg.stop_at_eos), after
-    cfg.max_new_tokens, or when it fills the context (model.block_size): "length".
+    with finish reason "stop". A sequence also ends at eos_id (cfg.stop_at_eos), and after
+    cfg.max_new_tokens: "length". Past the context the model reads the last block_size tokens.
     The model runs in eval mode (restored after) and under torch.inference_mode.
     """
-    if model.cfg.causal is False:
-        raise UserError("generation needs a causal (GPT- or LLaMA-style) model; this is a "
-                        "bidirectional masked LM: use fill_mask")
-    block = model.cfg.block_size
+    check_prompts(model, prompts)
+    return _decode(model, prompts, cfg, eos_id, stop_when)
+
+
+def _decode(model: TransformerLM, prompts: list[list[int]], cfg: GenerationConfig,
+            eos_id: int | None, stop_when: Callable[[int, int], bool] | None) -> Iterator[Step]:
     if not prompts:
         return
-    for i, prompt in enumerate(prompts):
-        if not prompt:
-            raise UserError(f"prompt {i} has no tokens; give at least one token")
-        if len(prompt) >= block:
-            raise UserError(f"prompt {i} has {len(prompt)} tokens but the context (model."
-                            f"block_size) is {block}; shorten it to at most {block - 1} tokens")
-    budgets = [min(cfg.max_new_tokens, block - len(p)) for p in prompts]
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            batch = _Batch(model, prompts, cfg, max(budgets))
+            batch = _Batch(model, prompts, cfg, cfg.max_new_tokens)
         running, made = list(range(len(prompts))), [0] * len(prompts)
         while running:
             chosen = batch.sample()
@@ -240,7 +274,7 @@ def generate_ids(model: TransformerLM, prompts: list[list[int]], cfg: Generation
                     step.finished[i] = "eos"
                 elif stopped:
                     step.finished[i] = "stop"
-                elif made[i] >= budgets[i]:
+                elif made[i] >= cfg.max_new_tokens:
                     step.finished[i] = "length"
                 else:
                     keep.append(row)
@@ -323,17 +357,17 @@ def _encode_prompts(tokenizer: Tokenizer, prompts: list[str]) -> list[list[int]]
 
 
 class _TextRun:
-    """generate_ids over text prompts, with a text tracker per prompt."""
+    """generate_ids over text prompts, with a text tracker per prompt (prompts checked at once)."""
 
     def __init__(self, model: TransformerLM, tokenizer: Tokenizer, prompts: list[str],
                  cfg: GenerationConfig) -> None:
-        self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
         self.encoded = _encode_prompts(tokenizer, prompts)
         self.trackers = [TextTracker(tokenizer, cfg.stop) for _ in prompts]
+        push = (lambda i, token: self.trackers[i].push(token))  # noqa: E731
+        self._steps = generate_ids(model, self.encoded, cfg, tokenizer.eos_id, push)
 
     def steps(self) -> Iterator[Step]:
-        push = (lambda i, token: self.trackers[i].push(token))  # noqa: E731
-        for step in generate_ids(self.model, self.encoded, self.cfg, self.tokenizer.eos_id, push):
+        for step in self._steps:
             for i in step.finished:
                 self.trackers[i].finish()
             yield step
@@ -359,13 +393,17 @@ def generate(model: TransformerLM, tokenizer: Tokenizer, prompts: str | list[str
 
 def stream(model: TransformerLM, tokenizer: Tokenizer, prompt: str,
            cfg: GenerationConfig | None = None) -> Iterator[str]:
-    """Yield the new text of one prompt piece by piece as tokens arrive.
+    """The new text of one prompt, piece by piece as tokens arrive.
 
-    The pieces join to exactly `generate(...)[0].text`: a piece is given only once its
+    The prompt is checked by this call (a UserError before anything is generated); the
+    pieces join to exactly `generate(...)[0].text`: a piece is given only once its
     characters are complete and it cannot be the start of a stop string.
     """
-    cfg = cfg or GenerationConfig()
-    run, shown = _TextRun(model, tokenizer, [prompt], cfg), 0
+    return _pieces(_TextRun(model, tokenizer, [prompt], cfg or GenerationConfig()))
+
+
+def _pieces(run: _TextRun) -> Iterator[str]:
+    shown = 0
     for _ in run.steps():
         text = run.trackers[0].shown_text()
         if len(text) > shown:

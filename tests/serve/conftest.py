@@ -26,6 +26,27 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session")
+def char_gpt(tmp_path_factory) -> Path:
+    """A GPT (learned positions) with a char tokenizer, a 32-token context and no chat template,
+    like a pretrained char GPT; its eos logit is pushed down, so greedy decoding always runs
+    to max_new_tokens."""
+    from practicum.bundle import save_lm_bundle
+    from practicum.config import LMConfig, RunConfig, TaskConfig
+    from practicum.data.tokenizers import train_tokenizer
+    from practicum.models.lm import TransformerLM
+
+    tok = train_tokenizer("char", ["the card was declined at the shop so I asked for a refund"], vocab_size=64)
+    torch.manual_seed(0)
+    cfg = LMConfig(preset="gpt-tiny", vocab_size=tok.vocab_size, block_size=32, tie_embeddings=False,
+                   lm_head_bias=True)
+    model = TransformerLM(cfg)
+    with torch.no_grad():
+        model.lm_head.bias[tok.eos_id] = -100.0
+    run = RunConfig(name="char_gpt", model=cfg, task=TaskConfig(type="causal_lm"))
+    return save_lm_bundle(tmp_path_factory.mktemp("char_gpt") / "bundle", run, model, tok, {})
+
+
 @pytest.fixture(scope="module")
 def bundles(text_classifier_bundle, tabular_classifier_bundle, image_classifier_bundle,
             tiny_causal_source, tiny_source) -> dict[str, Path]:

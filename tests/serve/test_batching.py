@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import httpx
 import pytest
+import torch
 
 from practicum.bundle import Bundle
+from practicum.config import LMConfig
+from practicum.data.tokenizers import train_tokenizer
 from practicum.errors import UserError
 from practicum.generate import GenerationConfig, generate
+from practicum.models.lm import TransformerLM
 from practicum.serve.batching import Job, MicroBatcher
 from practicum.serve.decoding import DecodeEngine
 from practicum.serve.metrics import ServeMetrics
@@ -119,6 +124,39 @@ def test_sequences_join_a_running_batch_between_steps(tiny_causal_source):
     want = generate(lm.model, lm.tokenizer, ["the goalkeeper saved the", "a refund"], cfg_long)
     assert long_text == want[0].text
     assert short_text == generate(lm.model, lm.tokenizer, ["a refund"], cfg_short)[0].text
+
+
+@pytest.mark.parametrize("preset", ["gpt-tiny", "llama-tiny"])  # learned positions; rotary + GQA
+def test_sequences_past_the_context_slide_beside_the_others(preset):
+    """A 16-token context: sequences fill it at different steps (one prompt fills it alone),
+    keep decoding from a window of their last 16 tokens while others join, and each gives
+    what practicum.generate gives alone, with every token asked for."""
+    tok = train_tokenizer("char", PROMPTS, vocab_size=64)
+    torch.manual_seed(0)
+    model = TransformerLM(LMConfig(preset=preset, vocab_size=tok.vocab_size, block_size=16,
+                                   tie_embeddings=False)).eval()
+    rows: list[int] = []
+    engine = DecodeEngine("lm", model, tok, max_batch=8, max_wait_s=0.0, on_step=rows.append)
+    engine.start()
+    cfg_long, cfg_short = (GenerationConfig(max_new_tokens=n, temperature=0, stop_at_eos=False)
+                           for n in (120, 30))
+    first, later = "the goalkeeper", ["a refund", "travel to flight", "my"]  # 14; 8, 16 and 2 chars
+
+    async def run():
+        running = engine.open([tok.encode(first)], cfg_long, frozenset())
+        deadline = time.monotonic() + 10
+        while len(rows) < 5:  # the first sequence is past the context now
+            assert time.monotonic() < deadline, f"the first sequence stopped after {len(rows)} steps"
+            await asyncio.sleep(0.001)
+        joined = await engine.open([tok.encode(p) for p in later], cfg_short, frozenset()).collect()
+        return (await running.collect())[0], joined
+
+    long, short = asyncio.run(run())
+    engine.stop()
+    assert 4 in rows  # the later three decoded in the same steps as the first
+    for prompt, cfg, got in [(first, cfg_long, long), *zip(later, [cfg_short] * 3, short, strict=True)]:
+        want = generate(model, tok, [prompt], cfg)[0]
+        assert (got.text, got.tokens, got.finish_reason) == (want.text, cfg.max_new_tokens, "length")
 
 
 def test_a_client_that_leaves_frees_its_row(tiny_causal_source):

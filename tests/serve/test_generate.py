@@ -76,6 +76,23 @@ def test_stream_pieces_join_to_the_whole_text(api, lm):
     assert len(pieces) > 1 and "".join(pieces) == whole["text"]
 
 
+def test_generation_past_the_context_gives_every_token_asked_for(char_gpt, make_client):
+    lm = Bundle.load(char_gpt)
+    prompt = "the card was declined at the s"
+    assert len(lm.tokenizer.encode(prompt)) == 30  # of the 32 positions
+    want = _expected(lm, prompt, max_new_tokens=40, temperature=0)
+    assert (want.new_tokens, want.finish_reason) == (40, "length")  # the library slides on
+    body = {"prompt": prompt, "max_new_tokens": 40, "temperature": 0}
+    with make_client({"char": char_gpt}) as api:
+        r = api.post("/v1/generate", json=body)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"model": "char", "text": want.text, "tokens": 40, "finish_reason": "length"}
+        with api.stream("POST", "/v1/generate", json={**body, "stream": True}) as r:
+            events = sse_events(r.read().decode())
+    assert events[-2:] == [{"finish_reason": "length", "tokens": 40}, "[DONE]"]
+    assert "".join(e["text"] for e in events[:-2]) == want.text
+
+
 def test_repetition_penalty_matches_the_library(api, lm):
     want = _expected(lm, "the card", max_new_tokens=20, temperature=0, repetition_penalty=1.5)
     r = api.post("/v1/generate", json={"prompt": "the card", "max_new_tokens": 20, "temperature": 0,

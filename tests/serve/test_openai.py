@@ -15,8 +15,8 @@ KEY = "test-key"
 
 
 @pytest.fixture(scope="module")
-def server(bundles, make_live):
-    with make_live({"gpt": bundles["gpt"], "clf": bundles["clf"]}, api_key=KEY) as (url, state):
+def server(bundles, char_gpt, make_live):
+    with make_live({"gpt": bundles["gpt"], "clf": bundles["clf"], "char": char_gpt}, api_key=KEY) as (url, state):
         yield url, state
 
 
@@ -36,7 +36,7 @@ def _greedy(lm, prompt: str, n: int) -> str:
 
 def test_models_list(client):
     models = {m.id: m for m in client.models.list()}
-    assert set(models) == {"gpt", "clf"}
+    assert set(models) == {"gpt", "clf", "char"}
     assert models["gpt"].owned_by == "practicum" and models["gpt"].object == "model"
 
 
@@ -54,6 +54,20 @@ def test_completions_plain_and_streamed(client, lm):
     assert text == done.choices[0].text
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == done.choices[0].finish_reason
     assert chunks[-1].usage.total_tokens == done.usage.total_tokens
+
+
+def test_completions_past_the_context_give_every_token_asked_for(client, char_gpt):
+    lm = Bundle.load(char_gpt)
+    prompt = "the card was declined at the s"
+    assert len(lm.tokenizer.encode(prompt)) == 30  # of the 32 positions
+    want = _greedy(lm, prompt, 40)
+    done = client.completions.create(model="char", prompt=prompt, max_tokens=40, temperature=0)
+    assert (done.choices[0].text, done.choices[0].finish_reason) == (want, "length")
+    assert done.usage.completion_tokens == 40
+    chunks = list(client.completions.create(model="char", prompt=prompt, max_tokens=40, temperature=0,
+                                            stream=True))
+    assert "".join(c.choices[0].text for c in chunks) == want
+    assert chunks[-1].choices[0].finish_reason == "length"
 
 
 def test_completions_several_prompts_and_choices(client, lm):

@@ -45,6 +45,21 @@ def test_models_lists_every_bundle_in_the_contract_shape(api):
     assert by_id["clf"]["labels"] == Bundle.load(api.app.state.serve.models["clf"].bundle.path).task.label_names
     assert by_id["gpt"]["task"] == "causal_lm" and by_id["gpt"]["labels"] is None and by_id["gpt"]["chat"]
     assert by_id["bert"]["task"] == "masked_lm" and by_id["bert"]["endpoints"] == ["embed"]
+    # what a model lists is what it serves: a chat template adds chat; "chat" says the same
+    assert by_id["gpt"]["endpoints"] == ["generate", "completions", "chat", "embed"]
+    assert by_id["clf"]["endpoints"] == ["predict", "embed"]
+    for m in body["data"]:
+        assert m["chat"] is ("chat" in m["endpoints"]), m
+
+
+def test_a_language_model_without_chat_template_lists_no_chat(char_gpt, make_client, check_error):
+    with make_client({"plain": char_gpt}) as c:
+        (entry,) = c.get("/v1/models").json()["data"]
+        assert entry["endpoints"] == ["generate", "completions", "embed"] and entry["chat"] is False
+        assert c.post("/v1/completions", json={"model": "plain", "prompt": "the", "max_tokens": 2}).status_code == 200
+        chat = {"model": "plain", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        error = check_error(c.post("/v1/chat/completions", json=chat), 400)
+        assert error["code"] == "no_chat_template" and "/v1/completions" in error["message"]
 
 
 def test_predict_text_matches_bundle_predict(api, text_classifier_bundle):

@@ -30,7 +30,8 @@ def blobs(n=120, seed=0):
 def make(tmp_path, name="run", dropout=0.0, **overrides):
     torch.manual_seed(0)
     overrides.setdefault("lr", 1e-2)
-    cfg = TrainConfig(progress="never", tensorboard=False, **overrides)
+    overrides.setdefault("progress", "never")
+    cfg = TrainConfig(tensorboard=False, **overrides)
     task = build_task("classification", label_names=["a", "b", "c"])
     return Trainer(cfg, Net(dropout), task, blobs(), blobs(60, seed=1), tmp_path / name)
 
@@ -154,3 +155,16 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
     trainer = make(tmp_path, epochs=5, batch_size=16, lr=0.03, precision="bf16")
     trainer.fit()
     assert trainer.evaluate(trainer.val_data)["accuracy"] > 0.8
+
+
+def test_without_a_terminal_progress_is_logged_in_lines(tmp_path, monkeypatch, caplog):
+    import io
+    import logging
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # output piped into a file: no bar
+    caplog.set_level(logging.INFO, "practicum.train.progress")
+    make(tmp_path, epochs=5, batch_size=16, log_every=4, progress="auto").fit()
+    shown = [r.getMessage() for r in caplog.records if r.name == "practicum.train.progress"]
+    assert [s.split("  ")[0] for s in shown] == [f"step {n}/40" for n in range(4, 41, 4)]
+    assert "loss" in shown[0] and "steps/s" in shown[0] and "eta" in shown[0]
+    assert "val_accuracy" in shown[-1]  # an epoch's validation shows in the next line

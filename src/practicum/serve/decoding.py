@@ -12,6 +12,9 @@ out, and each row carries its own positions, so rows of any length decode togeth
 group of sequences is prefilled on its own (left padding), then its keys and values are
 copied into new rows of the cache, ending at column t (the cache is re-laid out then: leading
 columns no row needs are dropped, and room is made for the longest remaining budget).
+A sequence that has filled the context (block_size tokens) leaves the cache: from then on
+each step runs its last block_size tokens from scratch (a sliding window, as
+`practicum.generate` does), batched with the other full sequences.
 Sampling is per row (each request has its own temperature, top-k/p, seed and stop strings)
 with `practicum.generate.sample_next`, so a request gives what `practicum.generate` gives.
 """
@@ -69,9 +72,14 @@ class Sequence:
                 self.generator.manual_seed(cfg.seed)
 
     @property
+    def length(self) -> int:
+        """Tokens in the sequence: prompt and new ones."""
+        return len(self.prompt) + self.made
+
+    @property
     def position(self) -> int:
         """Position of the last chosen token (the one the next decoding step reads)."""
-        return len(self.prompt) + self.made - 1
+        return self.length - 1
 
     @property
     def remaining(self) -> int:
@@ -162,13 +170,12 @@ class DecodeEngine:
 
     def open(self, prompts: list[list[int]], cfg: GenerationConfig,
              stop_ids: frozenset[int]) -> RequestStream:
-        """Queue one sequence per prompt (each prompt shorter than the context)."""
+        """Queue one sequence per prompt (each prompt at most the context long)."""
         if self._stopping or self._thread is None:
             raise RuntimeError(f"model {self.name} is not running (the server is shutting down)")
         stream = RequestStream(len(prompts))
         for i, prompt in enumerate(prompts):
-            budget = min(cfg.max_new_tokens, self.block - len(prompt))
-            seq = Sequence(i, prompt, cfg, budget, stop_ids, self.tokenizer, stream.emit)
+            seq = Sequence(i, prompt, cfg, cfg.max_new_tokens, stop_ids, self.tokenizer, stream.emit)
             stream.sequences.append(seq)
         for seq in stream.sequences:
             self._queue.put(seq)
@@ -190,33 +197,42 @@ class DecodeEngine:
     # ------------------------------------------------------------ the worker
 
     def _reset(self) -> None:
-        self.rows: list[Sequence] = []
+        self._reset_cache()
+        self.full: list[Sequence] = []  # sequences past the context: sliding window, no cache
+        self.full_logits: Tensor | None = None  # (F, V)
+
+    def _reset_cache(self) -> None:
+        self.rows: list[Sequence] = []  # sequences in the cache, one row each
         self.cache: KVCache | None = None
         self.mask: Tensor | None = None  # (B, cap) bool: which cache columns hold a row's tokens
         self.logits: Tensor | None = None  # (B, V): the next-token logits of each row
 
+    @property
+    def running(self) -> list[Sequence]:
+        return self.rows + self.full
+
     def _loop(self) -> None:
         stop = False
         with torch.inference_mode():
-            while not (stop and not self.rows):
+            while not (stop and not self.running):
                 pending, stop = self._take(stop)
                 try:
                     if pending:
                         self._admit(pending)
-                    if self.rows:
+                    if self.running:
                         self._step()
                 except Exception as exc:  # fail the requests of this batch, keep serving
                     log.exception("decoding step of model %s failed", self.name)
-                    for s in self.rows + pending:
+                    for s in self.running + pending:
                         s.emit(Event(s.index, error=exc))
                     self._reset()
 
     def _take(self, stop: bool) -> tuple[list[Sequence], bool]:
         """Waiting sequences to admit now: blocks (then waits max_wait) only when idle."""
         pending: list[Sequence] = []
-        room = self.max_batch - len(self.rows)
+        room = self.max_batch - len(self.running)
         deadline = None
-        if not self.rows and not stop:
+        if not self.running and not stop:
             first = self._queue.get()
             if first is None:
                 return [], True
@@ -263,7 +279,7 @@ class DecodeEngine:
         else:
             t = first = width = 0
         now = max(width, L)  # the new current column
-        cap = now + max(s.remaining for s in old + new) + 1
+        cap = now + max(min(s.remaining, self.block - s.length) for s in old + new) + 1
         merged = self.model.new_cache(B + n, cap)
         full_mask = torch.zeros(B + n, cap, dtype=torch.bool, device=mask.device)
         if B:
@@ -282,16 +298,19 @@ class DecodeEngine:
         self.cache, self.mask, self.rows = merged, full_mask, old + new
         self.logits = logits if self.logits is None or not B else torch.cat([self.logits, logits])
 
-    def _sample(self) -> list[int]:
+    @staticmethod
+    def _sample(rows: list[Sequence], logits: Tensor | None) -> list[int]:
         """Each row's next token, with that row's own sampling settings and generator."""
-        logits, chosen = self.logits, [0] * len(self.rows)
-        plain = [i for i, s in enumerate(self.rows)
+        chosen = [0] * len(rows)
+        if not rows:
+            return chosen
+        plain = [i for i, s in enumerate(rows)
                  if s.cfg.temperature == 0 and s.cfg.repetition_penalty == 1.0]
         if plain:
             best = logits[plain].argmax(dim=-1).tolist()
             for i, token in zip(plain, best, strict=True):
                 chosen[i] = token
-        for i, s in enumerate(self.rows):
+        for i, s in enumerate(rows):
             if s.cfg.temperature == 0 and s.cfg.repetition_penalty == 1.0:
                 continue
             history = None
@@ -301,14 +320,37 @@ class DecodeEngine:
         return chosen
 
     def _step(self) -> None:
-        """One token for every row; ended rows leave; the rest read their token (one forward)."""
-        chosen = self._sample()
+        """One token for every sequence; ended ones leave; the rest read their token: one
+        forward through the cache, one over the windows of the sequences past the context."""
+        chosen = self._sample(self.rows, self.logits)
+        chosen_full = self._sample(self.full, self.full_logits)
         if self.on_step is not None:
-            self.on_step(len(self.rows))
+            self.on_step(len(self.running))
+        self.full = [s for s, token in zip(self.full, chosen_full, strict=True)
+                     if not s.cancelled and not s.push(token)]
         keep = [row for row, (s, token) in enumerate(zip(self.rows, chosen, strict=True))
                 if not s.cancelled and not s.push(token)]
+        self.full += [self.rows[r] for r in keep if self.rows[r].length > self.block]
+        keep = [r for r in keep if self.rows[r].length <= self.block]
+        self._decode_cached(keep, chosen)
+        self._decode_full()
+
+    def _decode_full(self) -> None:
+        """Next-token logits of the sequences past the context, each from its last block_size
+        tokens at positions 0..block_size-1 (all are that long, so no padding)."""
+        if not self.full:
+            self.full_logits = None
+            return
+        device = self.model.wte.weight.device
+        ids = torch.tensor([s.history[-self.block:] for s in self.full], dtype=torch.long,
+                           device=device)  # (F, block)
+        out = self.model(ids)
+        self.full_logits = (out[0] if isinstance(out, tuple) else out)[:, -1].float()  # (F, V)
+
+    def _decode_cached(self, keep: list[int], chosen: list[int]) -> None:
+        """The kept cache rows read the tokens just chosen (one step through the cache)."""
         if not keep:
-            self._reset()
+            self._reset_cache()
             return
         if len(keep) < len(self.rows):
             index = torch.tensor(keep, device=self.mask.device)

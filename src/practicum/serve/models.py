@@ -41,7 +41,8 @@ END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "</s>", "
 
 
 class ServedModel:
-    """A bundle behind a name. Subclasses say what it can do (`endpoints`) and do it."""
+    """A bundle behind a name. Subclasses say what it can do (`endpoints`, the one list that
+    /v1/models shows and every route checks) and do it."""
 
     endpoints: tuple[str, ...] = ()
 
@@ -65,7 +66,7 @@ class ServedModel:
         return {"id": self.name, "object": "model", "created": self.created, "owned_by": "practicum",
                 "task": self.task, "kind": self.kind, "labels": self.labels,
                 "model_type": self.bundle.config.model.type, "endpoints": list(self.endpoints),
-                "chat": False}
+                "chat": "chat" in self.endpoints}
 
     def require(self, endpoint: str) -> None:
         if endpoint not in self.endpoints:
@@ -188,7 +189,7 @@ class LanguageModel(ServedModel):
         self.block = int(bundle.config.model.block_size)
         self.causal = bool(bundle.config.model.causal)
         self.chat_template: str | None = bundle.info.get("chat_template") or None
-        self.endpoints = ("generate", "completions", "chat", "embed") if self.causal else ("embed",)
+        self.endpoints = _lm_endpoints(self.causal, self.chat_template is not None)
         self.engine: DecodeEngine | None = None
         if self.causal:
             self.engine = DecodeEngine(
@@ -201,7 +202,13 @@ class LanguageModel(ServedModel):
         self.metrics.generated.labels(self.name).inc(rows)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "chat": self.chat_template is not None, "context_length": self.block}
+        return {**super().describe(), "context_length": self.block}
+
+    def require(self, endpoint: str) -> None:
+        if endpoint == "chat" and self.causal and self.chat_template is None:
+            raise ApiError(400, f"model {self.name!r} has no chat template; use /v1/completions "
+                           "(or /v1/generate) with a plain prompt", "messages", "no_chat_template")
+        super().require(endpoint)
 
     def start(self) -> None:
         super().start()
@@ -222,17 +229,18 @@ class LanguageModel(ServedModel):
                 pass
 
     def encode(self, prompt: str, param: str) -> list[int]:
-        """A prompt's token ids, checked against the context (400 when it does not fit)."""
+        """A prompt's token ids, checked against the context (400 when it does not fit; new
+        tokens past the context are generated from a sliding window of the last ones)."""
         ids = self.tokenizer.encode(prompt)
         if not ids:
             if self.tokenizer.bos_id is None:
                 raise ApiError(400, f"{param} is empty and the tokenizer has no bos token to start from; "
                                "give some text", param, "empty_prompt")
             ids = [self.tokenizer.bos_id]
-        if len(ids) >= self.block:
+        if len(ids) > self.block:
             raise ApiError(400, f"{param} has {len(ids)} tokens but model {self.name!r} reads at most "
-                           f"{self.block} (its context) including new tokens; shorten it to at most "
-                           f"{self.block - 1}", param, "context_length_exceeded")
+                           f"{self.block} (its context); shorten it to at most {self.block} tokens",
+                           param, "context_length_exceeded")
         return ids
 
     def render_chat(self, messages: list[dict[str, str]]) -> str:
@@ -269,6 +277,14 @@ class LanguageModel(ServedModel):
             m = mask[..., None].to(states.dtype)
             pooled = ((states * m).sum(1) / m.sum(1).clamp(min=1.0)).float().cpu()  # (N, C)
         _share(jobs, None, pooled)
+
+
+def _lm_endpoints(causal: bool, chat_template: bool) -> tuple[str, ...]:
+    """What a language model serves: every LM embeds; a causal one generates, and chats when
+    its bundle has a chat template to render the messages with."""
+    if not causal:
+        return ("embed",)
+    return ("generate", "completions", *(("chat",) if chat_template else ()), "embed")
 
 
 def _trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

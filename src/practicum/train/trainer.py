@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -41,6 +40,7 @@ from practicum.train.checkpoint import (
 from practicum.train.device import BatchFeeder, resolve_device, wants_pinning
 from practicum.train.optim import build_optimizer, build_scheduler
 from practicum.train.precision import autocast_context, compiled, grad_scaler, set_checkpointing
+from practicum.train.progress import Progress, make_progress
 from practicum.train.runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -120,17 +120,17 @@ class Trainer:
             self._restore()
         if self.n_train == 0:
             raise UserError("the training split is empty; check data.path and data.split fractions")
-        bar = _progress(self.cfg.progress if self.dist.main else "never", self.total_steps, self.state.step)
+        progress = make_progress(self.cfg.progress if self.dist.main else "never", self.total_steps,
+                                 self.state.step)
         window = _Window()
         start = time.perf_counter() - self.state.train_time_s
         try:
             while self.state.step < self.total_steps and not self.state.stopped_early:
-                self._run_epoch(bar, window, start)
+                self._run_epoch(progress, window, start)
         finally:
             self.state.train_time_s = time.perf_counter() - start
             self.feeder.close()
-            if bar is not None:
-                bar.close()
+            progress.close()
             self.runlog.close()
         if distributed.broadcast(self.val_data is None or not self.best_path.exists()):
             self._save_best()
@@ -192,13 +192,12 @@ class Trainer:
 
     # ------------------------------------------------------------ the loop
 
-    def _run_epoch(self, bar: Any, window: _Window, start: float) -> None:
+    def _run_epoch(self, progress: Progress, window: _Window, start: float) -> None:
         st, cfg = self.state, self.cfg
         plan = self._batch_plan(st.epoch)
         self.feeder.start(plan, st.batch_in_epoch)
         self.model.train()
-        if bar is not None:
-            bar.set_description(f"epoch {st.epoch + 1}/{cfg.epochs}", refresh=False)
+        progress.epoch(st.epoch + 1, cfg.epochs)
         while st.batch_in_epoch < len(plan) and st.step < self.total_steps:
             group = plan[st.batch_in_epoch : st.batch_in_epoch + cfg.grad_accum]
             loss, n = self._step(group)
@@ -206,21 +205,20 @@ class Trainer:
             st.samples_seen += n
             window.add(loss * n, n)
             st.step += 1
-            if bar is not None:
-                bar.update(1)
             if st.step % cfg.log_every == 0 or st.step == self.total_steps:
-                self._log_train(window, bar)
+                self._log_train(window, progress)
             if cfg.eval_every and st.step % cfg.eval_every == 0:
-                self._validate(bar, start)
+                self._validate(progress, start)
             elif cfg.checkpoint_every and st.step % cfg.checkpoint_every == 0:
                 self._save_last(start)
+            progress.step(st.step, loss, self.optimizer.param_groups[0]["lr"])
             if st.stopped_early:
                 return
         if st.batch_in_epoch >= len(plan):  # a whole epoch is done
             st.epoch += 1
             st.batch_in_epoch = 0
             if not cfg.eval_every:
-                self._validate(bar, start)
+                self._validate(progress, start)
 
     def _step(self, group: list[torch.Tensor]) -> tuple[float, int]:
         """One optimizer step over a group of micro-batches; the loss is averaged over all rows.
@@ -293,7 +291,7 @@ class Trainer:
 
     # ------------------------------------------------------------ validation, checkpoints
 
-    def _validate(self, bar: Any, start: float) -> None:
+    def _validate(self, progress: Progress, start: float) -> None:
         st = self.state
         if self.val_data is None:
             self._save_last(start)
@@ -316,8 +314,7 @@ class Trainer:
                 st.stopped_early = True
                 log.info("early stopping at step %d: no %s improvement in %d validations",
                          st.step, self.monitor, st.evals_since_best)
-        if bar is not None:
-            bar.set_postfix_str(_postfix(bar, f"val_{self.monitor}={value:.4g}"), refresh=False)
+        progress.validated(self.monitor, value)
         self.runlog.flush()
         self._save_last(start)
 
@@ -384,14 +381,13 @@ class Trainer:
             "Lower --train.lr or set --train.grad_clip, then run again (or --resume)."
         )
 
-    def _log_train(self, window: _Window, bar: Any) -> None:
+    def _log_train(self, window: _Window, progress: Progress) -> None:
         loss, rate = window.take()
         st = self.state
         lr = self.optimizer.param_groups[0]["lr"]
         self.runlog.write({"split": "train", "step": st.step, "epoch": st.epoch,
                            "loss": loss, "lr": lr, "samples_per_s": rate})
-        if bar is not None:
-            bar.set_postfix_str(_postfix(bar, f"loss={loss:.4g} ({rate:,.0f} samples/s)"), refresh=False)
+        progress.trained(loss, rate)
 
 
 # ---------------------------------------------------------------- helpers
@@ -468,22 +464,6 @@ def _to_device(batch: Batch, device: torch.device, pin: bool = False) -> Batch:
 def _inputs(batch: Batch) -> Batch:
     """The model's keyword arguments: every key but the targets (target, nsp_target, ...)."""
     return {k: v for k, v in batch.items() if k != "target" and not k.endswith("_target")}
-
-
-def _progress(mode: str, total: int, initial: int) -> Any:
-    show = mode == "always" or (mode == "auto" and sys.stderr.isatty())
-    if not show:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=False)
-
-
-def _postfix(bar: Any, part: str) -> str:
-    """Keep the latest loss and validation parts side by side in the bar."""
-    key = part.split("=", 1)[0]
-    old = [p for p in (bar.postfix or "").split(", ") if p and not p.startswith(key)]
-    return ", ".join([*old, part])
 
 
 @torch.no_grad()
