@@ -136,3 +136,19 @@ def test_override_errors_name_the_flag_not_the_recipe(argv, expected, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {expected}"), err
     assert ".yaml" not in err[0]
+
+
+class _ClosedPipe:
+    """A stdout whose reader has gone away, as `practicum ... | head` leaves it."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_closed_pipe_ends_quietly(monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdout", _ClosedPipe())
+    assert main(["data", "list"]) == 141
+    assert capsys.readouterr().err == ""

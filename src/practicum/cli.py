@@ -7,6 +7,7 @@ line. The exit code never depends on `--debug`.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -45,11 +46,23 @@ def main(argv: list[str] | None = None) -> int:
         _traceback(debug)
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as SIGPIPE would
+        _silence_stdout()
+        return 141
     except Exception as exc:  # an unexpected failure still gets one readable line
         _traceback(debug)
         hint = "" if debug else " (run with --debug for the traceback)"
         print(f"error: internal error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
 
 
 def _traceback(debug: bool) -> None:
