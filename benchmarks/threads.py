@@ -7,8 +7,8 @@ command runs under each setting:
 
     threads 1 or 2  x  OMP_WAIT_POLICY unset (libgomp spins, then sleeps), PASSIVE, or ACTIVE
 
-and under each load: idle, and "busy" (a second Python process spinning on one core, as a
-compiler or a browser tab would). The settings are passed as environment variables, which
+and under each load: idle; "busy", a second Python process spinning on one core (as a
+compiler or a browser tab would); and "torch", another PyTorch job with its default threads. The settings are passed as environment variables, which
 practicum honours over its own defaults. `--default` adds a row with no variable set: what a
 user gets. Writes benchmarks/results/threads.json and prints a table.
 
@@ -75,8 +75,9 @@ def env_for(threads: int | None, policy: str | None) -> dict[str, str]:
     return env
 
 
-def timed(cmd: list[str], env: dict[str, str], spinner_cores: float) -> dict[str, Any]:
-    """Wall time of `cmd`, and the cores that processes other than it and the spinner used."""
+def timed(cmd: list[str], env: dict[str, str], spinner_cores: float | None) -> dict[str, Any]:
+    """Wall time of `cmd`, and the cores that processes other than it used (less the
+    neighbour's, when known: None reports the neighbour's share too)."""
     before = _children_cpu_s()
     with CpuWatch() as watch:
         done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
@@ -84,7 +85,7 @@ def timed(cmd: list[str], env: dict[str, str], spinner_cores: float) -> dict[str
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
     command_cores = (_children_cpu_s() - before) / watch.wall_s
     others = None if watch.other_cores is None else round(max(0.0, watch.other_cores - command_cores
-                                                              - spinner_cores), 2)
+                                                              - (spinner_cores or 0.0)), 2)
     return {"wall_s": round(watch.wall_s, 2), "command_cores": round(command_cores, 2), "other_cores": others}
 
 
@@ -93,12 +94,25 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+NEIGHBOURS = {
+    # one core held by a single-threaded program
+    "busy": "while True: pass",
+    # another PyTorch job with its defaults (2 threads, libgomp's spinning wait): small
+    # matrix products in a loop, as a second training run or a test suite would be
+    "torch": ("import torch\nx = torch.randn(256, 256)\nwhile True:\n    x = torch.tanh(x @ x)"),
+}
+
+
 class Spinner:
-    """A second process that keeps one core busy."""
+    """A second process that keeps the CPU busy in the way `load` names."""
+
+    def __init__(self, load: str) -> None:
+        self.code = NEIGHBOURS[load]
 
     def __enter__(self) -> Spinner:
-        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        time.sleep(0.5)
+        env = {k: v for k, v in os.environ.items() if k not in UNSET}
+        self.proc = subprocess.Popen([sys.executable, "-c", self.code], env=env)
+        time.sleep(2.0)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -110,8 +124,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--only", action="append", help="mlp_tabular, quickstart or generate (repeatable)")
-    parser.add_argument("--loads", default="idle,busy")
+    parser.add_argument("--loads", default="idle,busy,torch", help="idle, busy (one core spinning), "
+                        "torch (another PyTorch job with 2 spinning threads)")
     parser.add_argument("--default", action="store_true", help="also run with no variable set")
+    parser.add_argument("--out", default=str(RESULTS / "threads.json"))
     args = parser.parse_args()
     settings: list[tuple[int | None, str | None]] = list(SETTINGS)
     if args.default:
@@ -126,9 +142,9 @@ def main() -> None:
                 for threads, policy in settings:
                     walls, others = [], []
                     for _ in range(args.repeats):
-                        if load == "busy":
-                            with Spinner():
-                                out = timed(cmds[name], env_for(threads, policy), 1.0)
+                        if load in NEIGHBOURS:
+                            with Spinner(load):
+                                out = timed(cmds[name], env_for(threads, policy), None)
                         else:
                             out = timed(cmds[name], env_for(threads, policy), 0.0)
                         walls.append(out["wall_s"])
@@ -139,8 +155,8 @@ def main() -> None:
                     rows.append(row)
                     print(f"{load:5} {name:12} threads={row['threads']!s:7} policy={row['wait_policy']:8} "
                           f"{row['wall_s']:7.2f} s  (other cores {others})", flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out_path = RESULTS / "threads.json"
+    out_path = Path(args.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps({"machine": machine_info(), "rows": rows}, indent=2) + "\n")
     print(f"wrote {out_path}")
 
