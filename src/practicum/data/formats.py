@@ -71,11 +71,10 @@ def check_exists(spec: str, field: str = "data.path") -> Path:
 
 
 def read_source(
-    spec: str, fmt: str = "auto", field: str = "data.path", image_mode: str | None = None,
-    image_target: ImageTarget | None = None,
+    spec: str, fmt: str = "auto", field: str = "data.path", image_target: ImageTarget | None = None,
 ) -> Loaded:
-    """Read a file, folder or `builtin:NAME`; `image_mode` (L/RGB) forces image channels;
-    `image_target` (a trained model's input) conforms image files to its channels and size."""
+    """Read a file, folder or `builtin:NAME`; `image_target` (a trained model's input) conforms
+    image files to its channels and size."""
     if spec.startswith(BUILTIN_PREFIX):
         from practicum.data.builtin import load_builtin
 
@@ -95,10 +94,10 @@ def read_source(
     if fmt == "image_folder":
         if not path.is_dir():
             raise UserError(f"{field}: {path} is a file; data.format image_folder needs a folder")
-        return Loaded(read_image_folder(path, image_mode, image_target))
+        return Loaded(read_image_folder(path, target=image_target))
     if path.is_dir():
         raise UserError(f"{field}: {path} is a folder; give a .{fmt} file or set data.format")
     readers = {"npz": read_npz, "npy": read_npy, "idx": read_idx}
     if fmt == "image":
-        return Loaded(read_image_file(path, image_mode, image_target))
+        return Loaded(read_image_file(path, target=image_target))
     return Loaded(readers[fmt](path))

@@ -150,7 +150,7 @@ class Preprocessor:
 
     def load_inputs(self, source: Any) -> tuple[Batch, list[str], Any]:
         """A path or parsed JSON -> (batch, display strings, raw targets or None)."""
-        raw = self._read_inputs(source)
+        raw = self.read_inputs(source)
         if isinstance(raw, ImageSet):
             has_target = raw.labels is not None
             raw_targets = self.targets.raw(raw.labels) if has_target else None
@@ -160,10 +160,6 @@ class Preprocessor:
         batch = self.transform(raw, with_target=has_target, source=raw.source)
         return batch, self.display(raw), raw_targets
 
-    def read_inputs(self, source: Any) -> RawData:
-        """A path or parsed JSON -> the raw table or images, as load_inputs reads them."""
-        return self._read_inputs(source)
-
     def unknown_categories(self, raw: RawData) -> dict[str, int]:
         """Per categorical feature, how many cells of `raw` hold a category not seen in training
         (only columns with some; {} for text and image data)."""
@@ -171,7 +167,8 @@ class Preprocessor:
             return {}
         return self.inputs.unknown_counts(raw.frame)
 
-    def _read_inputs(self, source: Any) -> RawData:
+    def read_inputs(self, source: Any) -> RawData:
+        """A path, parsed JSON or array -> the raw table or images (a Table or ImageSet as is)."""
         from practicum.data.formats import read_source
 
         if isinstance(source, Table | ImageSet):
