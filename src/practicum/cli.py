@@ -417,12 +417,20 @@ def _explain_inputs(values: list[str], split: str | None, bundle: Any) -> Any:
 # ---------------------------------------------------------------- serve commands (issue 5)
 
 
+SERVE_LIMITS = {"max_image_pixels": int, "max_request_pixels": int, "max_sequences": int,
+                "max_request_tokens": int, "max_stops": int, "max_stop_chars": int, "max_messages": int,
+                "read_timeout": float, "keep_alive_timeout": float, "max_connections": int}
+"""The serve limits that are plain --flags of their ServeSettings field."""
+
+
 def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
     from practicum import api
 
     names = ("api_key", "max_batch", "max_wait_ms", "max_body_bytes", "max_input_chars", "max_inputs",
-             "max_new_tokens", "graceful_timeout", "device")
+             "max_new_tokens", "graceful_timeout", "device", *SERVE_LIMITS)
     settings = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    if args.cors_origin:
+        settings["cors_origins"] = tuple(args.cors_origin)
     if args.no_batching:
         settings["batching"] = False
     api.serve(args.bundles, host=args.host, port=args.port, **settings)
@@ -706,6 +714,10 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-new-tokens", type=int, default=None, help=ServeSettings.help("max_new_tokens"))
     sv.add_argument("--graceful-timeout", type=float, default=None,
                     help=ServeSettings.help("graceful_timeout"))
+    for name, kind in SERVE_LIMITS.items():
+        sv.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=ServeSettings.help(name))
+    sv.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                    help=ServeSettings.help("cors_origins"))
     sv.add_argument("--device", default=None, help="where the models run (default cpu)")
 
     pl = _cmd(sub, "plan", cmd_plan, "pre-flight: memory, FLOPs, speed and time of a recipe's run", True)

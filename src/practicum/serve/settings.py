@@ -39,7 +39,28 @@ class ServeSettings:
     default_new_tokens: int = 128
     """New tokens of a generation request that does not say (capped by max_new_tokens)."""
     max_image_pixels: int = 16_000_000
-    """Largest decoded image (width x height) an /v1/predict request may send."""
+    """Largest image (width x height) an /v1/predict request may send."""
+    max_request_pixels: int = 64_000_000
+    """Most pixels of all the images of one /v1/predict request together."""
+    max_sequences: int = 64
+    """Most sequences one generation request may start (prompts x n)."""
+    max_request_tokens: int = 32_768
+    """Most new tokens one generation request may ask for in all (sequences x max tokens)."""
+    max_stops: int = 8
+    """Most stop strings in one generation request."""
+    max_stop_chars: int = 256
+    """Longest stop string in characters."""
+    max_messages: int = 256
+    """Most messages in one chat request (the rendered conversation is also limited to twice
+    --max-input-chars)."""
+    read_timeout: float = 15.0
+    """Seconds a client has to send a request's head and body once it started (408 or closed beyond)."""
+    keep_alive_timeout: float = 5.0
+    """Seconds an idle keep-alive connection stays open waiting for the next request."""
+    max_connections: int = 1024
+    """Most open connections; beyond them new connections are closed at once (503)."""
+    cors_origins: tuple[str, ...] = ()
+    """Web origins allowed to call the API from a browser (CORS); none by default."""
     graceful_timeout: float = 30.0
     """Seconds a shutdown waits for in-flight requests (streams included) before cutting them."""
     device: str = "cpu"
@@ -49,12 +70,16 @@ class ServeSettings:
         if self.api_key is None:
             self.api_key = os.environ.get(API_KEY_ENV) or None
         positive = ("max_batch", "max_body_bytes", "max_input_chars", "max_inputs", "max_new_tokens",
-                    "default_new_tokens", "max_image_pixels")
+                    "default_new_tokens", "max_image_pixels", "max_request_pixels", "max_sequences",
+                    "max_request_tokens", "max_stops", "max_stop_chars", "max_messages", "max_connections")
         for name in positive:
             if getattr(self, name) < 1:
                 raise UserError(f"serve: --{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0 or self.graceful_timeout < 0:
             raise UserError("serve: --max-wait-ms and --graceful-timeout must be >= 0")
+        if self.read_timeout <= 0 or self.keep_alive_timeout <= 0:
+            raise UserError("serve: --read-timeout and --keep-alive-timeout must be > 0 seconds")
+        self.cors_origins = tuple(o.rstrip("/") for o in self.cors_origins)
         if not self.batching:
             self.max_batch, self.max_wait_ms = 1, 0.0
 
@@ -62,7 +87,7 @@ class ServeSettings:
     def help(cls, name: str) -> str:
         """The field's docstring line and default, for --help."""
         default = next(f.default for f in fields(cls) if f.name == name)
-        return _DOCS.get(name, "") + ("" if default is None else f" (default {default})")
+        return _DOCS.get(name, "") + ("" if default in (None, ()) else f" (default {default})")
 
 
 _DOCS = {
@@ -74,6 +99,17 @@ _DOCS = {
     "max_inputs": "most inputs per /v1/predict or /v1/embed request",
     "max_new_tokens": "most new tokens a request may ask for",
     "graceful_timeout": "seconds a shutdown waits for in-flight requests",
+    "max_image_pixels": "largest image (width x height) a predict request may send",
+    "max_request_pixels": "most pixels of all the images of one predict request",
+    "max_sequences": "most sequences one generation request may start (prompts x n)",
+    "max_request_tokens": "most new tokens of one generation request in all (sequences x max tokens)",
+    "max_stops": "most stop strings per generation request",
+    "max_stop_chars": "longest stop string in characters",
+    "max_messages": "most messages per chat request",
+    "read_timeout": "seconds a client has to send a request's head and body",
+    "keep_alive_timeout": "seconds an idle keep-alive connection stays open",
+    "max_connections": "most open connections (more are refused with 503)",
+    "cors_origins": "a web origin allowed to call the API from a browser (repeatable; default none)",
 }
 
 
