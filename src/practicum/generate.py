@@ -13,6 +13,7 @@ sequence fills the context, the model reads a sliding window of its last block_s
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from practicum.models.lm import TransformerLM
 FinishReason = Literal["stop", "eos", "length"]
 MASK_MARKER = "[MASK]"
 """Written in fill_mask text where a token is missing (the tokenizer's own mask token works too)."""
+GREEDY_BELOW = 1e-5
+"""Temperatures below this pick the most likely token (as vLLM does): dividing logits by a
+smaller number only overflows them."""
 
 
 @dataclass
@@ -38,7 +42,8 @@ class GenerationConfig:
     """New tokens per prompt, unless eos or a stop string ends it first. Past the context
     (model.block_size) the model reads only the last block_size tokens (a sliding window)."""
     temperature: float = 1.0
-    """Divide logits by this before sampling; 0 = greedy (always the most likely token)."""
+    """Divide logits by this before sampling; 0 (or below GREEDY_BELOW) = greedy (always the
+    most likely token)."""
     top_k: int | None = None
     """Sample only among the k most likely tokens."""
     top_p: float | None = None
@@ -57,16 +62,22 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         checks = [
             (self.max_new_tokens >= 1, f"max_new_tokens must be >= 1, got {self.max_new_tokens}"),
-            (self.temperature >= 0, f"temperature must be >= 0 (0 = greedy), got {self.temperature}"),
+            (math.isfinite(self.temperature) and self.temperature >= 0,
+             f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature}"),
             (self.top_k is None or self.top_k >= 1, f"top_k must be >= 1 or None, got {self.top_k}"),
             (self.top_p is None or 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}"),
-            (self.repetition_penalty > 0,
-             f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty}"),
+            (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0,
+             f"repetition_penalty must be a finite number > 0 (1 = off), got {self.repetition_penalty}"),
             (all(self.stop), "stop strings must not be empty; remove the empty string from stop"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UserError(f"generation: {message}")
+
+    @property
+    def greedy(self) -> bool:
+        """True when sampling is the argmax (temperature 0 or below GREEDY_BELOW)."""
+        return self.temperature < GREEDY_BELOW
 
 
 @dataclass
@@ -100,20 +111,35 @@ def sample_next(logits: Tensor, history: Tensor | None, cfg: GenerationConfig,
 
     history (B, S): ids already in each sequence (prompt and generated; negative = padding),
     for the repetition penalty. Processors run in Hugging Face's order: repetition penalty,
-    temperature, top-k, top-p; then argmax (temperature 0) or a draw from `generator`.
+    temperature, top-k, top-p; then argmax (cfg.greedy) or a draw from `generator`.
+    Any valid settings give a token: logits that overflow (a tiny temperature or penalty
+    divides them) are clamped, NaN never wins, and a row left with no finite logit takes its
+    most likely token.
     """
     logits = logits.float()
     if cfg.repetition_penalty != 1.0 and history is not None:
         logits = apply_repetition_penalty(logits, history, cfg.repetition_penalty)
-    if cfg.temperature == 0:
+    logits = _finite(logits)
+    if cfg.greedy:
         return logits.argmax(dim=-1)
-    logits = logits / cfg.temperature
+    first = logits
+    logits = _finite(logits / cfg.temperature)
     if cfg.top_k is not None:
         logits = top_k_filter(logits, cfg.top_k)
     if cfg.top_p is not None and cfg.top_p < 1.0:
         logits = top_p_filter(logits, cfg.top_p)
     probs = torch.softmax(logits, dim=-1)  # (B, V)
+    lost = ~torch.isfinite(probs).all(dim=-1) | ~(probs.sum(dim=-1) > 0)  # (B,)
+    if bool(lost.any()):
+        best = first[lost].argmax(dim=-1, keepdim=True)
+        probs[lost] = torch.zeros_like(probs[lost]).scatter_(1, best, 1.0)
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def _finite(logits: Tensor) -> Tensor:
+    """NaN -> -inf (never chosen), +inf -> the largest float (ties share the mass)."""
+    return torch.nan_to_num(logits, nan=float("-inf"), posinf=torch.finfo(logits.dtype).max,
+                            neginf=float("-inf"))
 
 
 def apply_repetition_penalty(logits: Tensor, history: Tensor, penalty: float) -> Tensor:
@@ -171,7 +197,7 @@ class _Batch:
         self.t = P  # columns filled so far
         self.cache = model.new_cache(B, min(P + steps, self.block)) if cfg.use_cache else None
         self.generator: torch.Generator | None = None
-        if cfg.temperature > 0:
+        if not cfg.greedy:
             self.generator = torch.Generator(device=device)
             if cfg.seed is None:
                 self.generator.seed()
@@ -289,16 +315,69 @@ def _decode(model: TransformerLM, prompts: list[list[int]], cfg: GenerationConfi
 # ---------------------------------------------------------------- text
 
 
+class StopMatcher:
+    """Finds the first stop string in text that arrives piece by piece, in time linear in the
+    text: one Knuth-Morris-Pratt automaton per stop string, fed each new character once.
+
+    `held` is the length of the longest end of the text that may still grow into a stop
+    string (it must not be shown yet).
+    """
+
+    def __init__(self, stops: list[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.fail = [_prefix_function(s) for s in self.stops]
+        self.state = [0] * len(self.stops)  # per stop: its longest prefix the text ends with
+        self.seen = 0  # characters fed so far
+
+    def feed(self, piece: str) -> int | None:
+        """Read more text; the offset (in all the text fed) where the first completed stop string
+        begins, or None. After a hit the matcher is done."""
+        for j, ch in enumerate(piece):
+            found: int | None = None
+            for k, stop in enumerate(self.stops):
+                q, fail = self.state[k], self.fail[k]
+                while q and stop[q] != ch:
+                    q = fail[q - 1]
+                if stop[q] == ch:
+                    q += 1
+                if q == len(stop):
+                    start = self.seen + j + 1 - q
+                    found = start if found is None else min(found, start)
+                    q = fail[q - 1]
+                self.state[k] = q
+            if found is not None:
+                return found
+        self.seen += len(piece)
+        return None
+
+    @property
+    def held(self) -> int:
+        return max(self.state, default=0)
+
+
+def _prefix_function(s: str) -> list[int]:
+    """pi[i]: length of the longest proper prefix of s[:i + 1] that is also its suffix."""
+    pi = [0] * len(s)
+    for i in range(1, len(s)):
+        q = pi[i - 1]
+        while q and s[i] != s[q]:
+            q = pi[q - 1]
+        pi[i] = q + 1 if s[i] == s[q] else 0
+    return pi
+
+
 class TextTracker:
     """One sequence's new text as tokens arrive: decoded only once stable, cut at a stop string.
 
     Decoding a short window of recent tokens (the vLLM scheme) keeps each step cheap; text is
     added only when the window's decode grew and does not end in U+FFFD (a byte-level token
-    that completes a character may still be coming).
+    that completes a character may still be coming). Stop strings are matched as the text
+    grows (StopMatcher), so each step costs the new characters, whatever the stop strings' length.
     """
 
     def __init__(self, tokenizer: Tokenizer, stop: list[str]) -> None:
         self.tokenizer, self.stop = tokenizer, stop
+        self.matcher = StopMatcher(stop) if stop else None
         self.ids: list[int] = []
         self.prefix = self.read = 0  # window start; end of the tokens already turned to text
         self.text = ""  # stable text so far (up to `cut` once a stop string was seen)
@@ -327,8 +406,7 @@ class TextTracker:
         """Text safe to show now: never a possible start of a stop string."""
         if self.done or self.cut is not None:
             return self.final_text
-        held = max((n for s in self.stop for n in range(1, len(s))
-                    if self.text.endswith(s[:n])), default=0)
+        held = self.matcher.held if self.matcher is not None else 0
         return self.text[:len(self.text) - held]
 
     def _decode(self, final: bool) -> None:
@@ -336,13 +414,11 @@ class TextTracker:
         after = self.tokenizer.decode(self.ids[self.prefix:])
         if len(after) <= len(before) or (after.endswith("\ufffd") and not final):
             return
-        start = len(self.text)
-        self.text += after[len(before):]
+        piece = after[len(before):]
+        self.text += piece
         self.prefix, self.read = self.read, len(self.ids)
-        if self.stop and not final:
-            longest = max(len(s) for s in self.stop)
-            hits = [k for s in self.stop if (k := self.text.find(s, max(0, start - longest + 1))) >= 0]
-            self.cut = min(hits) if hits else None
+        if self.matcher is not None and not final:
+            self.cut = self.matcher.feed(piece)
 
 
 def _encode_prompts(tokenizer: Tokenizer, prompts: list[str]) -> list[list[int]]:

@@ -52,9 +52,13 @@ def test_one_bad_request_in_a_batch_fails_alone(tabular_classifier_bundle):
     bundle = Bundle.load(tabular_classifier_bundle)
     model = Predictor("tab", bundle, ServeSettings(), ServeMetrics())
     good = {"island": "Dream", "bill_length_mm": 39.0}
-    jobs = [Job("predict", [good]), Job("predict", [{"island": "Dream", "bill_length_mm": "long"}]),
-            Job("embed", [good])]
-    model._run_jobs(jobs)
+
+    def job(op: str, items: list) -> Job:  # as a request makes it: its inputs checked alone first
+        return Job(op, items, prepared=asyncio.run(model.prepare(items)))
+
+    jobs = [job("predict", [good]), job("predict", [{"island": "Dream", "bill_length_mm": "long"}]),
+            job("embed", [good])]
+    model.batcher._run(jobs)  # the batch fails in the model; each job is run again alone
     assert jobs[0].future.result()[0]["prediction"] == bundle.predict([{**good, "bill_depth_mm": None,
         "flipper_length_mm": None, "body_mass_g": None, "sex": None, "year": None}])[0]["prediction"]
     with pytest.raises(UserError, match="bill_length_mm"):

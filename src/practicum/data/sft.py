@@ -43,10 +43,16 @@ def read_pairs(path: str, prompt_field: str = "prompt", response_field: str = "r
 
 def render_chat(template: str, messages: list[dict[str, str]], add_generation_prompt: bool,
                 tokenizer: Tokenizer) -> str:
-    """A Hugging Face chat template (Jinja) rendered as transformers renders it."""
+    """A Hugging Face chat template (Jinja) rendered as transformers renders it, in Jinja's
+    sandbox; `raise_exception(message)` in a template raises jinja2.TemplateError, as there."""
+    from jinja2 import TemplateError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+    def raise_exception(message: str) -> None:
+        raise TemplateError(message)
+
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
     specials = {f"{role}_token": tok for role, tok in tokenizer.specials.items()}
     return env.from_string(template).render(messages=messages, add_generation_prompt=add_generation_prompt,
                                             **specials)

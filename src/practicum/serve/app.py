@@ -20,37 +20,36 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from practicum.serve.limits import Guard, error_response, install_error_handlers
 from practicum.serve.metrics import MetricsMiddleware
+from practicum.serve.schema import PENALTY_RANGE, SEED_RANGE, TEMPERATURE_MAX, RequestBody
 from practicum.serve.state import SSE_HEADERS, ServeState, sse, stream_error
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 
 
-class InputsRequest(BaseModel):
+class InputsRequest(RequestBody):
     """POST /v1/predict and /v1/embed."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
     model: str | None = None
     inputs: list[str | dict[str, Any]]
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(RequestBody):
     """POST /v1/generate."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
     model: str | None = None
     prompt: str
     max_new_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0)
+    temperature: float = Field(1.0, ge=0, le=TEMPERATURE_MAX)
     top_k: int | None = Field(None, ge=1)
     top_p: float | None = Field(None, gt=0, le=1)
-    repetition_penalty: float = Field(1.0, gt=0)
+    repetition_penalty: float = Field(1.0, ge=PENALTY_RANGE[0], le=PENALTY_RANGE[1])
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
     stream: bool = False
 
 
@@ -116,13 +115,14 @@ def _native_routes(app: FastAPI, state: ServeState) -> None:
     async def predict(body: InputsRequest, request: Request) -> JSONResponse:
         model = state.pick(request, body.model, "predict")
         state.check_inputs(body.inputs)
-        return JSONResponse({"model": model.name, "predictions": await model.run("predict", body.inputs)})
+        predictions = await state.unless_gone(request, model.run("predict", body.inputs))
+        return JSONResponse({"model": model.name, "predictions": predictions})
 
     @app.post("/v1/embed")
     async def embed(body: InputsRequest, request: Request) -> JSONResponse:
         model = state.pick(request, body.model, "embed")
         state.check_inputs(body.inputs)
-        vectors = await model.run("embed", body.inputs)
+        vectors = await state.unless_gone(request, model.run("embed", body.inputs))
         return JSONResponse({"model": model.name, "embeddings": vectors,
                              "dim": len(vectors[0]) if vectors else 0})
 
@@ -134,7 +134,7 @@ def _native_routes(app: FastAPI, state: ServeState) -> None:
                                body.top_k, body.top_p, body.stop, body.seed, body.repetition_penalty)
         stream = model.generate([model.encode(body.prompt, "prompt")], cfg)
         if not body.stream:
-            (done,) = await stream.collect()
+            (done,) = await state.unless_gone(request, stream.collect(), stream.cancel)
             return {"model": model.name, "text": done.text, "tokens": done.tokens,
                     "finish_reason": done.finish_reason}
 

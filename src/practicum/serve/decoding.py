@@ -17,6 +17,10 @@ each step runs its last block_size tokens from scratch (a sliding window, as
 `practicum.generate` does), batched with the other full sequences.
 Sampling is per row (each request has its own temperature, top-k/p, seed and stop strings)
 with `practicum.generate.sample_next`, so a request gives what `practicum.generate` gives.
+
+One request's trouble stays its own: a row whose sampling fails ends alone with an error, a
+group whose prefill fails fails alone, and sequences whose client left (RequestStream.cancel)
+are dropped before the next step, queued or running (counted by `on_cancel`).
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ class Sequence:
         self.col = 0  # cache column of the first prompt token
         self.cancelled = False
         self.generator: torch.Generator | None = None
-        if cfg.temperature > 0:
+        if not cfg.greedy:
             self.generator = torch.Generator()
             if cfg.seed is None:
                 self.generator.seed()
@@ -156,10 +160,11 @@ class DecodeEngine:
 
     def __init__(self, name: str, model: TransformerLM, tokenizer: Tokenizer, max_batch: int,
                  max_wait_s: float, on_step: Callable[[int], None] | None = None,
-                 on_admit: Callable[[int], None] | None = None) -> None:
+                 on_admit: Callable[[int], None] | None = None,
+                 on_cancel: Callable[[int], None] | None = None) -> None:
         self.name, self.model, self.tokenizer = name, model, tokenizer
         self.max_batch, self.max_wait_s = max(1, max_batch), max(0.0, max_wait_s)
-        self.on_step, self.on_admit = on_step, on_admit
+        self.on_step, self.on_admit, self.on_cancel = on_step, on_admit, on_cancel
         self.block = int(model.cfg.block_size)
         self._queue: queue.Queue[Sequence | None] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -216,14 +221,20 @@ class DecodeEngine:
         with torch.inference_mode():
             while not (stop and not self.running):
                 pending, stop = self._take(stop)
-                try:
-                    if pending:
+                if pending:
+                    try:
                         self._admit(pending)
-                    if self.running:
-                        self._step()
-                except Exception as exc:  # fail the requests of this batch, keep serving
+                    except Exception as exc:  # fail the new group alone; the running rows go on
+                        log.exception("prefill of model %s failed", self.name)
+                        for s in pending:
+                            s.emit(Event(s.index, error=exc))
+                if not self.running:
+                    continue
+                try:
+                    self._step()
+                except Exception as exc:  # the model itself failed: fail this batch, keep serving
                     log.exception("decoding step of model %s failed", self.name)
-                    for s in self.running + pending:
+                    for s in self.running:
                         s.emit(Event(s.index, error=exc))
                     self._reset()
 
@@ -248,7 +259,13 @@ class DecodeEngine:
                 stop = True
                 break
             pending.append(seq)
-        return [s for s in pending if not s.cancelled], stop
+        live = [s for s in pending if not s.cancelled]
+        self._cancelled(len(pending) - len(live))
+        return live, stop
+
+    def _cancelled(self, n: int) -> None:
+        if n and self.on_cancel is not None:
+            self.on_cancel(n)
 
     def _admit(self, new: list[Sequence]) -> None:
         """Prefill the new sequences together and add them as rows of the running batch."""
@@ -298,26 +315,41 @@ class DecodeEngine:
         self.cache, self.mask, self.rows = merged, full_mask, old + new
         self.logits = logits if self.logits is None or not B else torch.cat([self.logits, logits])
 
-    @staticmethod
-    def _sample(rows: list[Sequence], logits: Tensor | None) -> list[int]:
-        """Each row's next token, with that row's own sampling settings and generator."""
-        chosen = [0] * len(rows)
+    def _sample(self, rows: list[Sequence], logits: Tensor | None) -> list[int | None]:
+        """Each row's next token, with that row's own sampling settings and generator; None for
+        a row whose sampling failed (that sequence alone ends, with the error)."""
+        chosen: list[int | None] = [0] * len(rows)
         if not rows:
             return chosen
-        plain = [i for i, s in enumerate(rows)
-                 if s.cfg.temperature == 0 and s.cfg.repetition_penalty == 1.0]
+        plain = [i for i, s in enumerate(rows) if s.cfg.greedy and s.cfg.repetition_penalty == 1.0]
         if plain:
             best = logits[plain].argmax(dim=-1).tolist()
             for i, token in zip(plain, best, strict=True):
                 chosen[i] = token
         for i, s in enumerate(rows):
-            if s.cfg.temperature == 0 and s.cfg.repetition_penalty == 1.0:
+            if (s.cfg.greedy and s.cfg.repetition_penalty == 1.0) or s.cancelled:
                 continue
-            history = None
-            if s.cfg.repetition_penalty != 1.0:
-                history = torch.tensor([s.history], dtype=torch.long, device=logits.device)
-            chosen[i] = int(sample_next(logits[i:i + 1], history, s.cfg, s.generator)[0])
+            try:
+                history = None
+                if s.cfg.repetition_penalty != 1.0:
+                    history = torch.tensor([s.history], dtype=torch.long, device=logits.device)
+                chosen[i] = int(sample_next(logits[i:i + 1], history, s.cfg, s.generator)[0])
+            except Exception as exc:
+                log.warning("sampling failed for one sequence of model %s: %s: %s", self.name,
+                            type(exc).__name__, exc)
+                s.emit(Event(s.index, error=exc))
+                s.cancelled, chosen[i] = True, None
         return chosen
+
+    def _ends(self, s: Sequence, token: int | None) -> bool:
+        """Whether the sequence leaves the batch now: its client left, its sampling failed, or
+        the chosen token ended it."""
+        if token is None:
+            return True
+        if s.cancelled:
+            self._cancelled(1)
+            return True
+        return s.push(token)
 
     def _step(self) -> None:
         """One token for every sequence; ended ones leave; the rest read their token: one
@@ -326,10 +358,9 @@ class DecodeEngine:
         chosen_full = self._sample(self.full, self.full_logits)
         if self.on_step is not None:
             self.on_step(len(self.running))
-        self.full = [s for s, token in zip(self.full, chosen_full, strict=True)
-                     if not s.cancelled and not s.push(token)]
+        self.full = [s for s, token in zip(self.full, chosen_full, strict=True) if not self._ends(s, token)]
         keep = [row for row, (s, token) in enumerate(zip(self.rows, chosen, strict=True))
-                if not s.cancelled and not s.push(token)]
+                if not self._ends(s, token)]
         self.full += [self.rows[r] for r in keep if self.rows[r].length > self.block]
         keep = [r for r in keep if self.rows[r].length <= self.block]
         self._decode_cached(keep, chosen)

@@ -2,12 +2,16 @@
 
     text models     "a sentence", {"text": "..."} or {FEATURE: "...", ...} -> one string per input
                     (several text features joined with spaces, as in training)
-    tabular models  {FEATURE: value, ...} (a missing feature is an empty cell, imputed as in training)
+    tabular models  {FEATURE: value, ...} (a missing feature is an empty cell, imputed as in training;
+                    numbers must fit the 32-bit floats the model reads)
     image models    {"image": "<base64 PNG/JPEG, or a data: URL>"} -> 8-bit pixels in the model's
-                    channels and size (resized when different, as `practicum predict` does)
+                    channels and size (resized when different, as `practicum predict` does); only
+                    PNG and JPEG are decoded, each image and the request's images together are
+                    limited in pixels
     taggers         "a sentence" or {"tokens": [...]} (as Bundle.predict takes them)
 
-Nothing a request sends is ever read as a file path. Errors name the input (inputs.3).
+Nothing a request sends is ever read as a file path. Errors name the input (inputs.3); whatever
+the image decoder raises on a damaged file is that input's 422.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import base64
 import binascii
 import io
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -24,15 +29,20 @@ from practicum.data.image_files import ImageTarget, conform, describe_image
 from practicum.serve.limits import ApiError
 
 log = logging.getLogger(__name__)
+IMAGE_FORMATS = ("PNG", "JPEG")
+"""The only image formats decoded: every other parser of Pillow stays out of reach of requests."""
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def prepare(bundle: Any, items: list[Any], max_image_pixels: int) -> Any:
+def prepare(bundle: Any, items: list[Any], max_image_pixels: int,
+            max_request_pixels: int | None = None) -> Any:
     """The inputs of one request, checked, in the form the bundle's preprocessing takes."""
     if bundle.tagging is not None:
         return [_tagger_input(item, i, bundle.tagging.cfg.task.words_field) for i, item in enumerate(items)]
     pre = bundle.preprocessor
     if pre.kind == "image":
-        arrays = [_image_input(item, i, pre.inputs, max_image_pixels) for i, item in enumerate(items)]
+        budget = _PixelBudget(max_image_pixels, max_request_pixels or max_image_pixels * len(items))
+        arrays = [_image_input(item, i, pre.inputs, budget) for i, item in enumerate(items)]
         return np.stack(arrays)  # (N, H, W, C)
     if pre.kind == "text":
         return [_text(item, i, pre.features, pre.target) for i, item in enumerate(items)]
@@ -73,7 +83,27 @@ def _table_record(item: Any, i: int, features: list[str], target: str) -> dict[s
     bad = [k for k, v in record.items() if isinstance(v, dict | list)]
     if bad:
         raise _bad(i, f"field {bad[0]!r} must be a number, a string or null")
-    return {f: record.get(f) for f in features}
+    return {f: _number(record.get(f), f, i) for f in features}
+
+
+def _number(value: Any, name: str, i: int) -> Any:
+    """A number as the float the model reads (refused when no 32-bit float holds it); other
+    values as they are."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
+    if not math.isfinite(number) or abs(number) > FLOAT32_MAX:
+        raise _bad(i, f"field {name!r} is {_short(value)}, beyond the range of the 32-bit floats the "
+                   f"model reads (at most {FLOAT32_MAX:.3g} in size)", "input_out_of_range")
+    return number if isinstance(value, int) and abs(value) > 2**53 else value
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:10]}...({len(text)} digits)"
 
 
 def _known_fields(item: dict[str, Any], i: int, features: list[str], target: str) -> dict[str, Any]:
@@ -97,10 +127,28 @@ def _tagger_input(item: Any, i: int, words_field: str) -> Any:
     raise _bad(i, f"a tagger takes a non-empty sentence or {{\"{words_field}\": [words]}}")
 
 
-def _image_input(item: Any, i: int, encoder: Any, max_pixels: int) -> np.ndarray:
+class _PixelBudget:
+    """The pixels one image, and all the images of a request together, may have."""
+
+    def __init__(self, per_image: int, per_request: int) -> None:
+        self.per_image, self.left, self.per_request = per_image, per_request, per_request
+
+    def take(self, i: int, size: tuple[int, int]) -> None:
+        w, h = size
+        if w * h > self.per_image:
+            raise ApiError(400, f"inputs.{i}: image of {w}x{h} pixels is larger than the limit "
+                           f"({self.per_image} pixels, --max-image-pixels)", f"inputs.{i}", "image_too_large")
+        if w * h > self.left:
+            raise ApiError(400, f"inputs.{i}: the request's images hold more than "
+                           f"{self.per_request} pixels together (--max-request-pixels); send fewer "
+                           "or smaller images per request", f"inputs.{i}", "images_too_large")
+        self.left -= w * h
+
+
+def _image_input(item: Any, i: int, encoder: Any, budget: _PixelBudget) -> np.ndarray:
     """A base64 PNG/JPEG -> uint8 (H, W, C) pixels conformed to the model's channels and size,
     exactly as `practicum predict` reads an image file (practicum.data.image_files.conform)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     value = item.get("image") if isinstance(item, dict) else None
     if not isinstance(value, str):
@@ -115,13 +163,14 @@ def _image_input(item: Any, i: int, encoder: Any, max_pixels: int) -> np.ndarray
         raise _bad(i, "image is not valid base64") from None
     target = ImageTarget.of_shape(encoder.shape)
     try:
-        with Image.open(io.BytesIO(raw)) as im:
-            if im.size[0] * im.size[1] > max_pixels:
-                raise ApiError(400, f"inputs.{i}: image of {im.size[0]}x{im.size[1]} pixels is larger "
-                               f"than the limit ({max_pixels} pixels)", f"inputs.{i}", "image_too_large")
+        with Image.open(io.BytesIO(raw), formats=IMAGE_FORMATS) as im:
+            budget.take(i, im.size)
             if im.size != target.size:
-                log.warning("inputs.%d: %s resized to %s, the model's input size", i, describe_image(im),
-                            target.describe())
+                log.info("inputs.%d: %s resized to %s, the model's input size", i, describe_image(im),
+                         target.describe())
             return conform(im, target)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise _bad(i, "cannot read the image; send a PNG or JPEG file, base64-encoded") from None
+    except ApiError:
+        raise
+    except Exception as exc:  # a damaged or foreign file: whatever the decoder raised
+        raise _bad(i, f"cannot read the image ({type(exc).__name__}); send a PNG or JPEG file, "
+                   "base64-encoded") from None

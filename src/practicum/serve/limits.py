@@ -45,19 +45,21 @@ def error_response(status: int, message: str, param: str | None = None,
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Route every kind of failure to the one JSON error shape."""
+    """Route every kind of failure to the one JSON error shape. A request the server refuses
+    (4xx) is logged in one line; only the server's own faults (5xx) log a traceback."""
 
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.message, exc.param, exc.code)
+        return _refused(request, error_response(exc.status, exc.message, exc.param, exc.code), exc.message)
 
     @app.exception_handler(UserError)
     async def _user(request: Request, exc: UserError) -> JSONResponse:  # the bundle's own input checks
-        return error_response(422, str(exc), "inputs", "invalid_input")
+        return _refused(request, error_response(422, str(exc), "inputs", "invalid_input"), str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return validation_response(exc.errors())
+        response = validation_response(exc.errors())
+        return _refused(request, response, json.loads(response.body)["error"]["message"])
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
@@ -71,6 +73,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
         return error_response(500, f"internal error: {type(exc).__name__}: {exc}", None, "internal_error")
+
+
+def _refused(request: Request, response: JSONResponse, message: str) -> JSONResponse:
+    if response.status_code < 500:
+        log.info("%s %s -> %d: %s", request.method, request.url.path, response.status_code, message[:300])
+    return response
 
 
 def validation_response(errors: list[Any]) -> JSONResponse:

@@ -7,6 +7,9 @@
                                                        sequences per decoding step
     practicum_generated_tokens_total{model}            counter
     practicum_prompt_tokens_total{model}               counter
+    practicum_cancelled_total{model, kind}             counter: work dropped because its client
+                                                       left: kind "sequences" (generation, queued
+                                                       or running) or "inputs" (predict/embed)
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class ServeMetrics:
                                  ["model"], registry=r)
         self.prompt_tokens = Counter("practicum_prompt_tokens", "Prompt tokens read", ["model"],
                                      registry=r)
+        self.cancelled = Counter("practicum_cancelled", "Work dropped because its client left",
+                                 ["model", "kind"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,11 +8,17 @@
 Embeddings: a predictor's is the vector its head reads (text classifiers: the pooled state;
 pretrained encoders: their pooling); a language model's is the mean of its last hidden states
 over the real tokens.
+
+Each request's inputs are decoded and checked alone (`prepare`, before anything is batched:
+a bad input is that request's 422); the worker thread only runs the model, and a result that
+is not a finite number fails its own request alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import time
 from datetime import datetime
 from pathlib import Path
@@ -51,7 +57,8 @@ class ServedModel:
         self.task = str(bundle.info.get("task"))
         self.created = _created(bundle.info.get("created"))
         self.batcher = MicroBatcher(name, self._run_jobs, settings.max_batch, settings.max_wait_ms / 1000,
-                                    on_batch=lambda n: metrics.batch_size.labels(name, "predict").observe(n))
+                                    on_batch=lambda n: metrics.batch_size.labels(name, "predict").observe(n),
+                                    on_cancel=lambda n: metrics.cancelled.labels(name, "inputs").inc(n))
 
     @property
     def kind(self) -> str:
@@ -84,9 +91,15 @@ class ServedModel:
         """Run each endpoint once, so the first real request does not pay for lazy set-up."""
 
     async def run(self, op: str, items: list[Any]) -> list[Any]:
-        """predict or embed over a request's inputs, batched with other requests."""
+        """predict or embed over a request's inputs (checked alone first), batched with other
+        requests."""
         self.require(op)
-        return await self.batcher.submit(op, items)
+        return await self.batcher.submit(op, items, await self.prepare(items))
+
+    async def prepare(self, items: list[Any]) -> Any:
+        """A request's inputs decoded and checked, in the form the worker batches (422 naming
+        the bad input)."""
+        return None
 
     def _run_jobs(self, jobs: list[Job]) -> None:
         raise NotImplementedError
@@ -141,28 +154,14 @@ class Predictor(ServedModel):
             return {"image": base64.b64encode(buffer.getvalue()).decode()}
         return {pre.features[0]: None}
 
-    def _run_jobs(self, jobs: list[Job]) -> None:
-        for job in jobs:
-            try:
-                job.prepared = inputs.prepare(self.bundle, job.items, self.settings.max_image_pixels)
-            except (ApiError, UserError) as exc:
-                settle(job.future, error=exc)
-        ready = [j for j in jobs if not j.future.done()]
-        try:
-            self._forward(ready)
-        except (ApiError, UserError) as exc:  # one bad input: find whose, so the others still get answers
-            if len(ready) == 1:
-                settle(ready[0].future, error=exc)
-                return
-            for job in ready:
-                try:
-                    self._forward([job])
-                except (ApiError, UserError) as err:
-                    settle(job.future, error=err)
+    async def prepare(self, items: list[Any]) -> Any:
+        """Images are decoded on a thread (the event loop goes on); other inputs are cheap."""
+        limits = (self.settings.max_image_pixels, self.settings.max_request_pixels)
+        if self.bundle.tagging is None and self.bundle.preprocessor.kind == "image":
+            return await asyncio.to_thread(inputs.prepare, self.bundle, items, *limits)
+        return inputs.prepare(self.bundle, items, *limits)
 
-    def _forward(self, jobs: list[Job]) -> None:
-        if not jobs:
-            return
+    def _run_jobs(self, jobs: list[Job]) -> None:
         if self.bundle.tagging is not None:
             records = self.bundle.predict(inputs.join([j.prepared for j in jobs]))
             return _share(jobs, [{k: v for k, v in r.items() if k != "input"} for r in records], None)
@@ -195,7 +194,8 @@ class LanguageModel(ServedModel):
             self.engine = DecodeEngine(
                 name, bundle.model, self.tokenizer, settings.max_batch, settings.max_wait_ms / 1000,
                 on_step=lambda n: self._on_step(n),
-                on_admit=lambda n: metrics.prompt_tokens.labels(name).inc(n))
+                on_admit=lambda n: metrics.prompt_tokens.labels(name).inc(n),
+                on_cancel=lambda n: metrics.cancelled.labels(name, "sequences").inc(n))
 
     def _on_step(self, rows: int) -> None:
         self.metrics.batch_size.labels(self.name, "generate").observe(rows)
@@ -222,6 +222,8 @@ class LanguageModel(ServedModel):
 
     async def warm(self) -> None:
         await self.run("embed", ["warm up"])
+        if self.chat_template is not None:  # a template that cannot render stops the start-up
+            self.render_chat([{"role": "user", "content": "warm up"}])
         if self.engine is not None:
             stream = self.generate([self.encode("warm up", "prompt")], GenerationConfig(
                 max_new_tokens=2, temperature=0))
@@ -245,12 +247,19 @@ class LanguageModel(ServedModel):
 
     def render_chat(self, messages: list[dict[str, str]]) -> str:
         """The conversation as the prompt text the model was tuned on (its chat template)."""
+        from jinja2 import TemplateError
+
         from practicum.data.sft import render_chat
 
         if self.chat_template is None:
             raise ApiError(400, f"model {self.name!r} has no chat template; use /v1/completions "
                            "(or /v1/generate) with a plain prompt", "messages", "no_chat_template")
-        return render_chat(self.chat_template, messages, True, self.tokenizer)
+        try:
+            return render_chat(self.chat_template, messages, True, self.tokenizer)
+        except TemplateError as exc:  # raise_exception() of the template, or what its sandbox refused
+            raise ApiError(400, f"messages: the chat template of model {self.name!r} cannot render "
+                           f"this conversation: {type(exc).__name__}: {exc}", "messages",
+                           "chat_template_error") from None
 
     def stop_ids(self, chat: bool) -> frozenset[int]:
         """eos, and for chat the end-of-turn tokens its template writes."""
@@ -264,6 +273,13 @@ class LanguageModel(ServedModel):
         self.require("generate")
         assert self.engine is not None
         return self.engine.open(prompts, cfg, self.stop_ids(chat))
+
+    async def prepare(self, items: list[Any]) -> Any:
+        bad = next((i for i, item in enumerate(items) if not isinstance(item, str)), None)
+        if bad is not None:
+            raise ApiError(422, f"inputs.{bad}: a language model embeds text; send a string",
+                           f"inputs.{bad}", "invalid_input")
+        return None
 
     def _run_jobs(self, jobs: list[Job]) -> None:
         from practicum.data.text import encode_texts
@@ -295,18 +311,41 @@ def _trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _share(jobs: list[Job], records: list[dict] | None, features: torch.Tensor | None) -> None:
-    """Give each job its rows: prediction records for predict, vectors for embed."""
+    """Give each job its rows: prediction records for predict, vectors for embed. A row that is
+    not a finite number (an input far outside what the model was trained on) fails its job."""
+    finite = torch.isfinite(features).all(dim=1).tolist() if features is not None else None
     start = 0
     for job in jobs:
         n = len(job.prepared) if job.prepared is not None else len(job.items)
         if job.op == "embed":
             if features is None:
                 settle(job.future, error=ApiError(400, "this model has no embedding", "model"))
+            elif not all(finite[start:start + n]):
+                settle(job.future, error=_not_finite(finite[start:start + n].index(False), "embedding"))
             else:
                 settle(job.future, features[start:start + n].tolist())
         else:
-            settle(job.future, records[start:start + n] if records is not None else [])
+            rows = records[start:start + n] if records is not None else []
+            bad = next((i for i, r in enumerate(rows) if not _finite(r)), None)
+            settle(job.future, rows if bad is None else None,
+                   None if bad is None else _not_finite(bad, "prediction"))
         start += n
+
+
+def _finite(value: Any) -> bool:
+    """True when every number in a prediction record is finite (JSON cannot carry the others)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    return True
+
+
+def _not_finite(i: int, what: str) -> ApiError:
+    return ApiError(422, f"inputs.{i}: the {what} is not a finite number; a numeric feature is far "
+                    "outside the values the model was trained on", f"inputs.{i}", "input_out_of_range")
 
 
 def _head(model: nn.Module) -> nn.Module:

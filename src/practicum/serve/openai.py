@@ -26,28 +26,29 @@ from practicum.generate import GenerationConfig
 from practicum.serve.decoding import Event, RequestStream
 from practicum.serve.limits import ApiError
 from practicum.serve.models import LanguageModel
+from practicum.serve.schema import PENALTY_RANGE, SEED_RANGE, TEMPERATURE_MAX, RequestBody
 from practicum.serve.state import SSE_HEADERS, ServeState, sse, stream_error
 
 _UNSUPPORTED = ("logprobs", "top_logprobs", "logit_bias", "suffix", "best_of", "tools", "functions",
                 "tool_choice", "function_call", "response_format", "audio", "modalities")
 
 
-class _Sampling(BaseModel):
+class _Sampling(RequestBody):
     model_config = ConfigDict(extra="allow", strict=True)
     model: str
     max_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
+    temperature: float | None = Field(None, ge=0, le=TEMPERATURE_MAX)
     top_p: float | None = Field(None, gt=0, le=1)
     n: int = Field(1, ge=1, le=16)
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     user: str | None = None
     top_k: int | None = Field(None, ge=1)
-    repetition_penalty: float | None = Field(None, gt=0)
+    repetition_penalty: float | None = Field(None, ge=PENALTY_RANGE[0], le=PENALTY_RANGE[1])
 
     def refuse_unsupported(self) -> None:
         extra = self.model_extra or {}
@@ -77,7 +78,7 @@ class ChatRequest(_Sampling):
     max_completion_tokens: int | None = Field(None, ge=1)
 
 
-class EmbeddingsRequest(BaseModel):
+class EmbeddingsRequest(RequestBody):
     model_config = ConfigDict(extra="allow", strict=True)
     model: str
     input: str | list[str]
@@ -96,6 +97,7 @@ def openai_routes(app: FastAPI, state: ServeState) -> None:
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         state.check_inputs(prompts, "prompt")
         cfg = _config(state, body, body.max_tokens, "max_tokens", default=16)
+        state.check_work(len(prompts) * body.n, cfg.max_new_tokens)
         ids = [model.encode(p, f"prompt.{i}" if len(prompts) > 1 else "prompt")
                for i, p in enumerate(prompts)]
         stream = model.generate([x for x in ids for _ in range(body.n)], cfg)
@@ -104,7 +106,7 @@ def openai_routes(app: FastAPI, state: ServeState) -> None:
         echo = [p for p in prompts for _ in range(body.n)] if body.echo else None
         if body.stream:
             return _streaming(_completion_chunks(stream, head, echo, _usage_wanted(body)))
-        done = await stream.collect()
+        done = await state.unless_gone(request, stream.collect(), stream.cancel)
         choices = [{"index": e.index, "text": (echo[e.index] if echo else "") + e.text, "logprobs": None,
                     "finish_reason": e.finish_reason} for e in done]
         return {**head, "choices": choices, "usage": _usage(done)}
@@ -117,16 +119,20 @@ def openai_routes(app: FastAPI, state: ServeState) -> None:
                     for i, m in enumerate(body.messages)]
         if not messages:
             raise ApiError(422, "messages: give at least one message", "messages", "empty_messages")
-        state.check_text("".join(m["content"] for m in messages), "messages")
+        state.check_messages(messages)
         cfg = _config(state, body, body.max_completion_tokens or body.max_tokens, "max_tokens")
-        prompt = model.encode(model.render_chat(messages), "messages")
+        state.check_work(body.n, cfg.max_new_tokens)
+        rendered = model.render_chat(messages)
+        state.check_text(rendered, "messages", state.settings.max_input_chars * 2,
+                         "the conversation as the chat template renders it")
+        prompt = model.encode(rendered, "messages")
         stream = model.generate([prompt] * body.n, cfg, chat=True)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
                 "created": int(time.time()), "model": model.name}
         if body.stream:
             return _streaming(_chat_chunks(stream, {**head, "object": "chat.completion.chunk"}, body.n,
                                            _usage_wanted(body)))
-        done = await stream.collect()
+        done = await state.unless_gone(request, stream.collect(), stream.cancel)
         choices = [{"index": e.index, "message": {"role": "assistant", "content": e.text},
                     "logprobs": None, "finish_reason": e.finish_reason} for e in done]
         return {**head, "choices": choices, "usage": _usage(done)}
@@ -136,7 +142,7 @@ def openai_routes(app: FastAPI, state: ServeState) -> None:
         model = state.pick(request, body.model, "embed")
         texts = [body.input] if isinstance(body.input, str) else body.input
         state.check_inputs(texts, "input")
-        vectors = await model.run("embed", texts)
+        vectors = await state.unless_gone(request, model.run("embed", texts))
         tokens = sum(len(model.tokenizer.encode(t)) for t in texts) if isinstance(model, LanguageModel) else 0
         data = [{"object": "embedding", "index": i, "embedding": _encode_vector(v, body.encoding_format)}
                 for i, v in enumerate(vectors)]

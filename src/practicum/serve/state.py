@@ -3,10 +3,12 @@ request goes through before it reaches a model (which model, how long, how many 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 
@@ -18,6 +20,9 @@ from practicum.serve.models import LanguageModel, ServedModel
 from practicum.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+CLIENT_GONE = 499
+"""The status (nginx's) a request gets in the metrics when its client left before the answer."""
 
 
 @dataclass
@@ -66,11 +71,51 @@ class ServeState:
                 continue  # images are limited by the body size and their pixel count
             self.check_text(item if isinstance(item, str) else json.dumps(item), f"{param}.{i}")
 
-    def check_text(self, text: str, param: str) -> None:
-        limit = self.settings.max_input_chars
+    def check_text(self, text: str, param: str, limit: int | None = None, what: str | None = None) -> None:
+        limit = limit or self.settings.max_input_chars
         if len(text) > limit:
-            raise ApiError(400, f"{param} has {len(text)} characters, more than the limit of {limit} "
-                           "(--max-input-chars); shorten it", param, "input_too_long")
+            raise ApiError(400, f"{what or param} has {len(text)} characters, more than the limit of "
+                           f"{limit} (--max-input-chars); shorten it", param, "input_too_long")
+
+    def check_messages(self, messages: list[dict[str, str]]) -> None:
+        """How many messages, and how long their text is in all (400 beyond the limits)."""
+        limit = self.settings.max_messages
+        if len(messages) > limit:
+            raise ApiError(400, f"messages: {len(messages)} messages, more than the limit of {limit} "
+                           "(--max-messages); drop the oldest turns", "messages", "too_many_messages")
+        self.check_text("".join(m["content"] for m in messages), "messages")
+
+    def check_work(self, sequences: int, max_new_tokens: int) -> None:
+        """What one generation request may buy: sequences (prompts x n) and new tokens in all."""
+        s = self.settings
+        if sequences > s.max_sequences:
+            raise ApiError(400, f"the request starts {sequences} sequences (prompts x n), more than the "
+                           f"limit of {s.max_sequences} (--max-sequences); send fewer prompts or a "
+                           "smaller n", "n", "too_many_sequences")
+        if sequences * max_new_tokens > s.max_request_tokens:
+            raise ApiError(400, f"the request may generate {sequences} x {max_new_tokens} = "
+                           f"{sequences * max_new_tokens} tokens, more than the limit of "
+                           f"{s.max_request_tokens} (--max-request-tokens); ask for fewer tokens or "
+                           "sequences", "max_tokens", "too_many_tokens")
+
+    async def unless_gone(self, request: Request, work: Awaitable[T],
+                          cancel: Callable[[], None] | None = None) -> T:
+        """The result of `work`, unless the client disconnects first: then the work is cancelled
+        (queued inputs are dropped; `cancel` stops running generation) and the request ends
+        with status 499."""
+        task = asyncio.ensure_future(work)
+        gone = asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        if cancel is not None:
+            cancel()
+        raise ApiError(CLIENT_GONE, "the client closed the connection before the answer", None,
+                       "client_closed_request")
 
     def new_tokens(self, asked: int | None, param: str) -> int:
         """The new-token budget of a request (400 above --max-new-tokens)."""
@@ -86,8 +131,13 @@ class ServeState:
                    top_p: float | None, stop: str | list[str] | None, seed: int | None,
                    repetition_penalty: float | None = None) -> GenerationConfig:
         stops = [stop] if isinstance(stop, str) else list(stop or [])
-        if len(stops) > 8 or any(not s for s in stops):
-            raise ApiError(400, "stop: give at most 8 non-empty strings", "stop", "invalid_stop")
+        most, longest = self.settings.max_stops, self.settings.max_stop_chars
+        if len(stops) > most or any(not s for s in stops):
+            raise ApiError(400, f"stop: give at most {most} non-empty strings (--max-stops)", "stop",
+                           "invalid_stop")
+        if any(len(s) > longest for s in stops):
+            raise ApiError(400, f"stop: a stop string has {max(len(s) for s in stops)} characters, more "
+                           f"than the limit of {longest} (--max-stop-chars)", "stop", "invalid_stop")
         try:
             return GenerationConfig(
                 max_new_tokens=max_new_tokens, temperature=1.0 if temperature is None else temperature,
@@ -95,6 +145,14 @@ class ServeState:
                 repetition_penalty=1.0 if repetition_penalty is None else repetition_penalty)
         except UserError as exc:
             raise ApiError(400, str(exc), None, "invalid_generation_settings") from None
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has closed the connection (the body is read already)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
 
 
 def sse(data: Any) -> str:
