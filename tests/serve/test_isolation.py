@@ -327,3 +327,25 @@ def test_an_abandoned_generation_is_cancelled(tiny_causal_source, make_live):
     assert cancelled >= 16, cancelled  # at least the sequences never admitted (8 rows, 32 asked)
     assert made < 8 * 4 * 2, made  # nothing like the 16,384 tokens the abandoned request asked for
     assert waited < 2.0, waited
+
+
+def test_a_stream_whose_client_leaves_is_cancelled(tiny_causal_source, make_live):
+    with make_live({"gpt": tiny_causal_source}, max_new_tokens=512) as (url, _):
+        body = json.dumps({"model": "gpt", "prompt": "the card", "max_new_tokens": 512, "stream": True,
+                           "temperature": 1.0}).encode()
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            seen = b""
+            while b"data:" not in seen:  # the stream has started
+                chunk = sock.recv(4096)
+                assert chunk, seen
+                seen += chunk
+        deadline = time.monotonic() + 10
+        while _metric(url, "practicum_cancelled_total", model="gpt", kind="sequences") < 1:
+            assert time.monotonic() < deadline, "the abandoned stream was not cancelled"
+            time.sleep(0.05)
+        made = _metric(url, "practicum_generated_tokens_total", model="gpt")
+        time.sleep(0.3)
+        assert _metric(url, "practicum_generated_tokens_total", model="gpt") == made
