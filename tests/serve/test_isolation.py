@@ -323,7 +323,10 @@ def test_an_abandoned_generation_is_cancelled(tiny_causal_source, make_live):
         time.sleep(0.2)
         made = _metric(url, "practicum_generated_tokens_total", model="gpt") - before
         cancelled = _metric(url, "practicum_cancelled_total", model="gpt", kind="sequences")
+        gone = _metric(url, "practicum_requests_total", route="/v1/completions", status="499")
+        errors = _metric(url, "practicum_requests_total", status="500")
     assert r.status_code == 200 and r.json()["tokens"] == 4
+    assert (gone, errors) == (1, 0)  # the client closed the request; the server did not fail
     assert cancelled >= 16, cancelled  # at least the sequences never admitted (8 rows, 32 asked)
     assert made < 8 * 4 * 2, made  # nothing like the 16,384 tokens the abandoned request asked for
     assert waited < 2.0, waited

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 ROUTES = frozenset({"/v1/models", "/v1/predict", "/v1/embed", "/v1/embeddings", "/v1/generate",
                     "/v1/completions", "/v1/chat/completions", "/healthz", "/readyz", "/metrics", "/"})
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256)
+CLIENT_GONE = 499
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -64,7 +65,9 @@ class ServeMetrics:
 class MetricsMiddleware:
     """ASGI middleware: in-flight gauge, and count + latency of every HTTP request at its end.
 
-    The model label is what the route put in `request.state.model` (empty when none)."""
+    The model label is what the route put in `request.state.model` (empty when none). A request
+    that got no response because its client left first counts as 499 (nginx's "client closed
+    request"), not as a server error; one whose handling raised counts as 500."""
 
     def __init__(self, app: ASGIApp, metrics: ServeMetrics) -> None:
         self.app, self.metrics = app, metrics
@@ -73,7 +76,7 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        m, start, status = self.metrics, time.perf_counter(), 500
+        m, start, status = self.metrics, time.perf_counter(), CLIENT_GONE
         path = scope["path"]
         route = path if path in ROUTES else ("/static" if path.startswith("/static/") else "other")
         state = scope.setdefault("state", {})
@@ -100,5 +103,9 @@ class MetricsMiddleware:
         m.in_flight.inc()
         try:
             await self.app(scope, receive, watch)
+        except BaseException:
+            if status == CLIENT_GONE:
+                status = 500
+            raise
         finally:
             finish()

@@ -15,14 +15,12 @@ from fastapi import Request
 from practicum.errors import UserError
 from practicum.generate import GenerationConfig
 from practicum.serve.limits import ApiError, error_body
-from practicum.serve.metrics import ServeMetrics
+from practicum.serve.metrics import CLIENT_GONE, ServeMetrics
 from practicum.serve.models import LanguageModel, ServedModel
 from practicum.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-CLIENT_GONE = 499
-"""The status (nginx's) a request gets in the metrics when its client left before the answer."""
 
 
 @dataclass
