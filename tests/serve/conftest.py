@@ -66,13 +66,16 @@ def client(models: dict[str, Path], **settings: Any) -> Iterator[Any]:
 
 @contextmanager
 def live_server(models: dict[str, Path], **settings: Any) -> Iterator[tuple[str, Any]]:
-    """uvicorn on a free port in a thread: (base URL, the app's ServeState)."""
+    """uvicorn on a free port in a thread, with the server's own transport (timeouts, connection
+    cap): (base URL, the app's ServeState)."""
     import uvicorn
+
+    from practicum.serve.transport import uvicorn_config
 
     app = create_app(models, ServeSettings(**settings))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(app, app.state.serve.settings, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

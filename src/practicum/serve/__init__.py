@@ -4,9 +4,10 @@
     app = create_app({"clf": "runs/x/bundle", "gpt": "runs/y/bundle"}, ServeSettings(api_key="k"))
     # uvicorn.run(app) -- or `practicum serve clf=runs/x/bundle gpt=runs/y/bundle`
 
-Modules: settings (defaults), limits (errors, API key, body size), metrics (Prometheus),
-batching (micro-batcher), decoding (continuous batching for generation), inputs, models,
-state, app (native routes), openai (OpenAI-compatible routes), server (uvicorn, signals).
+Modules: settings (defaults), limits (errors; origin, API key and body checks), metrics
+(Prometheus), batching (micro-batcher), decoding (continuous batching for generation), inputs,
+models, state, app (native routes), openai (OpenAI-compatible routes), server (uvicorn,
+signals), transport (read timeouts, connection cap).
 FastAPI, uvicorn and prometheus_client are imported only when an app is made.
 """
 

@@ -83,7 +83,7 @@ def build_app(state: ServeState) -> FastAPI:
 
     openai_routes(app, state)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(Guard, api_key=state.settings.api_key, max_body_bytes=state.settings.max_body_bytes)
+    app.add_middleware(Guard, settings=state.settings)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)  # outermost: sees every status
     return app
 

@@ -1,4 +1,5 @@
-"""Errors in one JSON shape (OpenAI's), the API key check and the body-size limit.
+"""Errors in one JSON shape (OpenAI's) and the checks made before a route runs (Guard): the
+origin (CORS), the API key, the body's size, type and read timeout.
 
 Every 4xx/5xx the server sends reads
 `{"error": {"message": ..., "type": ..., "param": ..., "code": ...}}`.
@@ -6,10 +7,12 @@ Every 4xx/5xx the server sends reads
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from practicum.errors import UserError
+from practicum.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +116,46 @@ def _code(status: int) -> str:
 
 
 class Guard:
-    """ASGI middleware: the API key on /v1/* (401) and the body-size limit (413), checked before
-    FastAPI parses anything. The body is read here and replayed to the app."""
+    """ASGI middleware: the checks made before FastAPI parses anything, in this order.
 
-    def __init__(self, app: ASGIApp, api_key: str | None, max_body_bytes: int) -> None:
-        self.app, self.api_key, self.max_body = app, api_key, max_body_bytes
+    - Origin: a browser request from another web origin to /v1/* gets 403 unless the origin is
+      one of `cors_origins`, which get CORS (preflight answered, Access-Control-* headers).
+    - API key: with `api_key` set, every route that reveals the API (/v1/*, /docs,
+      /openapi.json, /metrics) needs `Authorization: Bearer KEY` (401); health probes and the
+      playground page stay open.
+    - Body: larger than `max_body_bytes` gets 413; POST /v1/* must be JSON (415); a body that
+      has not arrived `read_timeout` seconds after the head gets 408. The body is read here
+      and replayed to the app.
+    """
+
+    def __init__(self, app: ASGIApp, settings: ServeSettings) -> None:
+        from starlette.middleware.cors import CORSMiddleware
+
+        self.app, self.api_key, self.max_body = app, settings.api_key, settings.max_body_bytes
+        self.read_timeout, self.cors_origins = settings.read_timeout, settings.cors_origins
+        self.cors = CORSMiddleware(self._checked, allow_origins=list(self.cors_origins),
+                                   allow_methods=["GET", "POST", "OPTIONS"],
+                                   allow_headers=["*"], max_age=600)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.api_key and scope["path"].startswith("/v1/") and not self._authorised(scope):
+        origin = _header(scope, b"origin")
+        if origin is None or _same_origin(origin, scope):
+            await self._checked(scope, receive, send)
+        elif "*" in self.cors_origins or origin.rstrip("/") in self.cors_origins:
+            await self.cors(scope, receive, send)
+        elif scope["path"].startswith("/v1/"):
+            await error_response(403, f"cross-origin request from {origin} refused; start the server "
+                                 f"with --cors-origin {origin} to allow it", None,
+                                 "cross_origin_refused")(scope, receive, send)
+        else:  # pages and probes: the browser keeps the answer from the other origin's script
+            await self._checked(scope, receive, send)
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if self.api_key and path.startswith(_KEYED) and not self._authorised(scope):
             await error_response(401, "missing or wrong API key; send the header "
                                  "'Authorization: Bearer KEY'", None, "invalid_api_key",
                                  headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
@@ -134,20 +167,37 @@ class Guard:
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        if scope["path"].startswith("/v1/"):  # JSON only: `curl -d` sends a form content type
-            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-                     + [(b"content-type", b"application/json")]}
+        if scope["method"] == "POST" and path.startswith("/v1/") and not _is_json(scope):
+            given = _header(scope, b"content-type")
+            await error_response(415, f"the body must be JSON, not {given or 'undeclared'}; send the "
+                                 "header Content-Type: application/json", None,
+                                 "unsupported_media_type")(scope, receive, send)
+            return
+        body = await self._body(scope, receive, send)
+        if body is not None:
+            await self.app(scope, _replay(body, receive), send)
+
+    async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The whole body, or None once the client went away or an error was sent (408, 413)."""
         body, more = bytearray(), True
+        deadline = asyncio.get_running_loop().time() + self.read_timeout
         while more:
-            message = await receive()
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), max(left, 0.0))
+            except asyncio.TimeoutError:
+                await error_response(408, f"the request body did not arrive within {self.read_timeout:g} s "
+                                     "(--read-timeout); send the whole request at once", None,
+                                     "request_timeout", headers={"Connection": "close"})(scope, receive, send)
+                return None
             if message["type"] != "http.request":
-                break  # the client went away
+                return None  # the client went away
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.max_body:
                 await self._too_large(scope, receive, send)
-                return
-        await self.app(scope, _replay(bytes(body), receive), send)
+                return None
+        return bytes(body)
 
     def _authorised(self, scope: Scope) -> bool:
         given = _header(scope, b"authorization") or ""
@@ -160,6 +210,22 @@ class Guard:
                                   "(--max-body-bytes); send fewer or smaller inputs", None,
                                   "request_too_large", headers={"Connection": "close"})
         await response(scope, receive, send)
+
+
+_KEYED = ("/v1/", "/docs", "/openapi.json", "/metrics")
+"""Path prefixes that need the API key when one is set: everything that reveals the API."""
+
+
+def _same_origin(origin: str, scope: Scope) -> bool:
+    """The page calling is the server's own: the Origin's host[:port] is the Host header. The
+    scheme is not compared: a proxy in front that ends TLS serves the page over https."""
+    host = _header(scope, b"host")
+    return host is not None and urlsplit(origin).netloc.lower() == host.lower()
+
+
+def _is_json(scope: Scope) -> bool:
+    given = _header(scope, b"content-type") or ""
+    return given.partition(";")[0].strip().lower() == "application/json"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

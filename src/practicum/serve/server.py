@@ -1,6 +1,7 @@
 """Run the app with uvicorn: load first (a bad bundle fails before the port is bound), then
 serve until SIGTERM/SIGINT, which stops accepting, turns /readyz to 503, lets in-flight
-requests (streams too) finish within graceful_timeout, stops the workers and returns."""
+requests (streams too) finish within graceful_timeout, stops the workers and returns. The
+timeouts and the connection cap of the transport are in transport.py."""
 
 from __future__ import annotations
 
@@ -23,17 +24,17 @@ log = logging.getLogger("practicum.serve")
 def run(models: list[str] | dict[str, str | Path] | str, host: str = "127.0.0.1", port: int = 8000,
         settings: ServeSettings | None = None) -> None:
     """Serve the bundles over HTTP until a signal ends the process (then return normally)."""
-    import uvicorn
-
     from practicum.serve import create_app
+    from practicum.serve.transport import fit_open_files, uvicorn_config
 
     app = create_app(models, settings)
     state = app.state.serve
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+    config = uvicorn_config(app, state.settings, host, port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=state.settings.graceful_timeout,
                             lifespan="on", log_config=None)
     server = _server(config, state)
     _check_port(host, port)
+    fit_open_files(state.settings.max_connections)
     server.run()
     if server.failed:
         raise UserError(state.failure or f"the server could not start on {host}:{port}; see above")

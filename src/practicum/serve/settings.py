@@ -21,7 +21,8 @@ class ServeSettings:
     """How the server batches, and the limits it puts on each request."""
 
     api_key: str | None = None
-    """Require `Authorization: Bearer KEY` on /v1/* (default: the PRACTICUM_API_KEY variable, else none)."""
+    """Require `Authorization: Bearer KEY` on /v1/*, /docs, /openapi.json and /metrics (default: the
+    PRACTICUM_API_KEY variable, else none)."""
     max_batch: int = 32
     """Most inputs (predict/embed) or sequences (generation) one model runs together."""
     max_wait_ms: float = 5.0
@@ -54,13 +55,14 @@ class ServeSettings:
     """Most messages in one chat request (the rendered conversation is also limited to twice
     --max-input-chars)."""
     read_timeout: float = 15.0
-    """Seconds a client has to send a request's head and body once it started (408 or closed beyond)."""
+    """Seconds a connection has to send a request head (closed beyond), then as many for the body (408)."""
     keep_alive_timeout: float = 5.0
     """Seconds an idle keep-alive connection stays open waiting for the next request."""
     max_connections: int = 1024
-    """Most open connections; beyond them new connections are closed at once (503)."""
+    """Most open connections; a new one beyond them gets 503 and is closed at once."""
     cors_origins: tuple[str, ...] = ()
-    """Web origins allowed to call the API from a browser (CORS); none by default."""
+    """Web origins (scheme://host[:port], or *) whose pages may call /v1/* from a browser (CORS);
+    none by default: other origins than the server's own get 403."""
     graceful_timeout: float = 30.0
     """Seconds a shutdown waits for in-flight requests (streams included) before cutting them."""
     device: str = "cpu"
@@ -91,7 +93,8 @@ class ServeSettings:
 
 
 _DOCS = {
-    "api_key": "require Authorization: Bearer KEY on /v1/* (default: $PRACTICUM_API_KEY)",
+    "api_key": "require Authorization: Bearer KEY on /v1/*, /docs, /openapi.json, /metrics "
+               "(default: $PRACTICUM_API_KEY)",
     "max_batch": "most inputs or sequences run together",
     "max_wait_ms": "how long a batch waits for more requests",
     "max_body_bytes": "largest request body (413 beyond)",
@@ -106,10 +109,11 @@ _DOCS = {
     "max_stops": "most stop strings per generation request",
     "max_stop_chars": "longest stop string in characters",
     "max_messages": "most messages per chat request",
-    "read_timeout": "seconds a client has to send a request's head and body",
+    "read_timeout": "seconds a connection has to send a request head, then its body",
     "keep_alive_timeout": "seconds an idle keep-alive connection stays open",
     "max_connections": "most open connections (more are refused with 503)",
-    "cors_origins": "a web origin allowed to call the API from a browser (repeatable; default none)",
+    "cors_origins": "a web origin (https://app.example.com, or *) allowed to call /v1/* from a browser "
+                    "(repeatable; default none: only the server's own pages)",
 }
 
 
