@@ -158,6 +158,25 @@ def test_state_dicts_without_prefix_and_pytorch_bin(tmp_path):
         assert (loaded(ids) - hf(ids).logits).abs().max() < TOL
 
 
+class Pickled:
+    """A Python object in a weights file: a safe load refuses it."""
+
+
+def test_pickled_objects_in_pytorch_bin_are_refused_without_torchs_advice(tmp_path):
+    gpt2().config.save_pretrained(tmp_path)
+    torch.save({"h.0.attn.c_attn.weight": torch.zeros(2), "extra": Pickled()}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(UserError) as err:
+        import_hf(tmp_path)
+    message = str(err.value)
+    assert f"weights file {tmp_path / 'pytorch_model.bin'} holds pickled Python objects" in message
+    assert "a safe load refuses" in message and "model.safetensors" in message
+    for advice in ("weights_only", "trust", "add_safe_globals", "\n"):
+        assert advice not in message
+    (tmp_path / "pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(UserError, match="pytorch_model.bin is damaged or incomplete .the file is empty."):
+        import_hf(tmp_path)
+
+
 @pytest.mark.parametrize(("fields", "field"), [
     ({"positions": "sinusoidal"}, "model.positions"),
     ({"norm": "rmsnorm"}, "model.norm"),

@@ -75,10 +75,32 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_after_interruption_gives_identical_weights(tmp_path):
-    kwargs = dict(epochs=4, batch_size=16, checkpoint_every=5, eval_every=7, dropout=0.3)
+def progress_lines(caplog, after_step: int) -> list[str]:
+    """The progress lines past `after_step`, without their clock parts (steps/s, eta)."""
+    lines = [r.getMessage() for r in caplog.records if r.name == "practicum.train.progress"]
+    kept = [ln for ln in lines if int(ln.split()[1].split("/")[0]) > after_step]
+    return ["  ".join(p for p in ln.split("  ") if not p.endswith("steps/s") and not p.startswith("eta"))
+            for ln in kept]
+
+
+def logged(trainer, split):
+    return [{k: v for k, v in r.items() if k != "samples_per_s"} for r in trainer.runlog.rows()
+            if r["split"] == split]
+
+
+def test_resume_after_interruption_gives_identical_weights(tmp_path, monkeypatch, caplog):
+    import io
+    import logging
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # progress as log lines (every 4 steps)
+    caplog.set_level(logging.INFO, "practicum.train.progress")
+    # train rows every 3 steps, checkpoints at 5, 7, 10: the checkpoint at 10 falls mid-window
+    kwargs = dict(epochs=4, batch_size=16, checkpoint_every=5, eval_every=7, dropout=0.3,
+                  log_every=3, progress="auto")
     full = make(tmp_path, "full", **kwargs)
     full.fit()
+    full_lines = progress_lines(caplog, 10)
+    caplog.clear()
 
     broken = make(tmp_path, "resumed", **kwargs)
     real_step = broken._step
@@ -95,11 +117,15 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
 
     resumed = make(tmp_path, "resumed", **kwargs)
     torch.manual_seed(123)  # a different RNG state must be overwritten by the checkpoint's
+    caplog.clear()
     resumed.fit(resume=True)
     for k, v in weights(full).items():
         assert torch.equal(resumed.model.state_dict()[k], v), k
     steps = [r["step"] for r in resumed.runlog.rows() if r["split"] == "val"]
     assert steps == sorted(set(steps)), "no duplicated rows after resume"
+    assert logged(resumed, "train") == logged(full, "train")  # the loss of each row: bit for bit
+    assert logged(resumed, "val") == logged(full, "val")
+    assert progress_lines(caplog, 10) == full_lines and len(full_lines) == 6
 
 
 def test_resume_without_checkpoint_is_a_user_error(tmp_path):

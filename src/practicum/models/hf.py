@@ -24,6 +24,7 @@ from torch import Tensor
 from practicum.config import LMConfig
 from practicum.data.tokenizers import Tokenizer
 from practicum.errors import UserError
+from practicum.io import load_torch_file
 from practicum.models.lm import TransformerLM
 
 log = logging.getLogger(__name__)
@@ -421,13 +422,13 @@ def _read_weights(folder: Path) -> tuple[dict[str, Tensor], list[str]]:
 
 
 def _read_weight_file(path: Path) -> dict[str, Tensor]:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if path.suffix != ".safetensors":
+        return load_torch_file(path, what="weights file", fix="save the model as model.safetensors")
+    from safetensors.torch import load_file
 
-            return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # safetensors and pickle raise many kinds
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises many kinds
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UserError(f"{path}: cannot read the weights ({first}); re-save the checkpoint") from err
 

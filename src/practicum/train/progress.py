@@ -17,7 +17,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ class Progress:
         """Epoch `epoch` (from 1) of `epochs` begins."""
 
     def step(self, step: int, loss: float, lr: float) -> None:
-        """Optimizer step `step` is done (its logging and validation too); loss: its mean loss."""
+        """Optimizer step `step` is done and logged (its validation, if any, follows);
+        loss: its mean loss."""
 
     def trained(self, loss: float, samples_per_s: float) -> None:
         """The training loss and throughput since the last log (every train.log_every steps)."""
@@ -42,6 +43,13 @@ class Progress:
 
     def close(self) -> None:
         """The run ended (or failed)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the next lines depend on besides the clock (checkpoints carry it)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint's `state_dict()`."""
 
 
 class BarProgress(Progress):
@@ -95,6 +103,12 @@ class LineProgress(Progress):
 
     def validated(self, monitor: str, value: float) -> None:
         self.val = f"val_{monitor} {value:.4g}"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"losses": list(self.losses), "val": self.val}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.losses, self.val = [float(x) for x in state.get("losses", [])], state.get("val")
 
     def line(self, step: int, lr: float, now: float) -> str:
         """`step 200/2000  loss 1.93  lr 1.0e-03  12.3 steps/s  eta 2m26s`: the mean training

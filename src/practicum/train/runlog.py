@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,33 @@ class RunLog:
         for key, value in row.items():
             if key not in ("split", "step", "epoch") and isinstance(value, (int, float)):
                 self._writer.add_scalar(f"{split}/{key}", value, step)
+
+
+class LossWindow:
+    """The training loss and throughput since the last train row. Checkpoints carry its state,
+    so a resumed run logs the rows an uninterrupted one does (throughput aside: it is a clock)."""
+
+    def __init__(self) -> None:
+        self.loss_sum, self.rows, self.t0 = 0.0, 0, time.perf_counter()
+
+    def add(self, loss_sum: float, rows: int) -> None:
+        self.loss_sum += loss_sum
+        self.rows += rows
+
+    def take(self) -> tuple[float, float]:
+        """(mean loss per row, rows per second) since the last take; starts a new window."""
+        elapsed = max(time.perf_counter() - self.t0, 1e-9)
+        out = (self.loss_sum / max(self.rows, 1), self.rows / elapsed)
+        self.loss_sum, self.rows, self.t0 = 0.0, 0, time.perf_counter()
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"loss_sum": self.loss_sum, "rows": self.rows, "elapsed_s": time.perf_counter() - self.t0}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue a saved window; the time between the save and now does not count."""
+        self.loss_sum, self.rows = float(state["loss_sum"]), int(state["rows"])
+        self.t0 = time.perf_counter() - float(state["elapsed_s"])
 
 
 def _plain(value: Any) -> Any:

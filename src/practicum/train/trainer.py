@@ -8,6 +8,8 @@ augmentation and the task's batch preparation (masked-LM corruption) of batch b 
 seeded by (seed, e, b). A checkpoint holds the model,
 optimizer, scheduler, global RNG states and the position (epoch, batch in epoch), so a
 resumed run replays the same batches with the same randomness and ends on the same weights.
+It also holds the loss window of the next train row and the progress display's, so the
+resumed run logs the same rows.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from practicum.evaluate.metrics import higher_is_better, scalar_metrics
 from practicum.tasks import Task
 from practicum.train import distributed
 from practicum.train.checkpoint import (
+    RESUME_FIX,
     load_checkpoint,
+    remove_stale_temps,
     rng_state,
     save_checkpoint,
     save_weights,
@@ -41,7 +45,7 @@ from practicum.train.device import BatchFeeder, resolve_device, wants_pinning
 from practicum.train.optim import build_optimizer, build_scheduler
 from practicum.train.precision import autocast_context, compiled, grad_scaler, set_checkpointing
 from practicum.train.progress import Progress, make_progress
-from practicum.train.runlog import RunLog
+from practicum.train.runlog import LossWindow, RunLog
 
 log = logging.getLogger(__name__)
 
@@ -112,21 +116,26 @@ class Trainer:
         self.scaler = grad_scaler(cfg.precision, self.device)
         self.pin = wants_pinning(cfg.pin_memory, self.device)
         self.feeder = BatchFeeder(self._prepared, cfg.num_workers)
+        self.window, self.progress = LossWindow(), Progress()
 
     # ------------------------------------------------------------ public
 
     def fit(self, resume: bool = False) -> TrainState:
-        if resume:
-            self._restore()
+        if self.dist.main:
+            for folder in (self.run_dir, self.last_path.parent, self.run_dir / "bundle"):
+                remove_stale_temps(folder)
+        self.window = LossWindow()
+        saved_progress = self._restore() if resume else {}
         if self.n_train == 0:
             raise UserError("the training split is empty; check data.path and data.split fractions")
         progress = make_progress(self.cfg.progress if self.dist.main else "never", self.total_steps,
                                  self.state.step)
-        window = _Window()
+        progress.load_state_dict(saved_progress)
+        self.progress = progress
         start = time.perf_counter() - self.state.train_time_s
         try:
             while self.state.step < self.total_steps and not self.state.stopped_early:
-                self._run_epoch(progress, window, start)
+                self._run_epoch(progress, self.window, start)
         finally:
             self.state.train_time_s = time.perf_counter() - start
             self.feeder.close()
@@ -192,7 +201,7 @@ class Trainer:
 
     # ------------------------------------------------------------ the loop
 
-    def _run_epoch(self, progress: Progress, window: _Window, start: float) -> None:
+    def _run_epoch(self, progress: Progress, window: LossWindow, start: float) -> None:
         st, cfg = self.state, self.cfg
         plan = self._batch_plan(st.epoch)
         self.feeder.start(plan, st.batch_in_epoch)
@@ -207,11 +216,11 @@ class Trainer:
             st.step += 1
             if st.step % cfg.log_every == 0 or st.step == self.total_steps:
                 self._log_train(window, progress)
+            progress.step(st.step, loss, self.optimizer.param_groups[0]["lr"])  # before a checkpoint
             if cfg.eval_every and st.step % cfg.eval_every == 0:
                 self._validate(progress, start)
             elif cfg.checkpoint_every and st.step % cfg.checkpoint_every == 0:
                 self._save_last(start)
-            progress.step(st.step, loss, self.optimizer.param_groups[0]["lr"])
             if st.stopped_early:
                 return
         if st.batch_in_epoch >= len(plan):  # a whole epoch is done
@@ -344,6 +353,8 @@ class Trainer:
                 "state": asdict(self.state),
                 "rng": rng_state(),
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "window": self.window.state_dict(),
+                "progress": self.progress.state_dict(),
             },
         )
 
@@ -352,22 +363,36 @@ class Trainer:
         if self.dist.main:
             save_weights(self.best_path, weights)
 
-    def _restore(self) -> None:
+    def _restore(self) -> dict[str, Any]:
+        """Load last.pt into the model, optimizer, loop and loss window; returns the progress
+        display's saved state."""
         if not self.last_path.exists():
             raise UserError(
                 f"nothing to resume: {self.last_path} does not exist; start the run without --resume"
             )
         ckpt = load_checkpoint(self.last_path, map_location=self.device)
-        distributed.load_model_state(self.model, ckpt["model"], self.fsdp)
+        missing = [k for k in ("model", "optimizer", "scheduler", "state", "rng") if k not in ckpt]
+        if missing:
+            raise UserError(f"checkpoint {self.last_path} is not a practicum training checkpoint "
+                            f"(no {', '.join(missing)}); {RESUME_FIX}")
+        try:
+            distributed.load_model_state(self.model, ckpt["model"], self.fsdp)
+        except RuntimeError as err:
+            detail = str(err).splitlines()[-1].strip()
+            raise UserError(f"checkpoint {self.last_path} does not fit this run's model ({detail}); "
+                            f"resume with the config it was written with, or {RESUME_FIX}") from None
         distributed.load_optimizer_state(self.model, self.optimizer, ckpt["optimizer"], self.fsdp)
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         self.state = TrainState(**ckpt["state"])
         set_rng_state(ckpt["rng"])
+        if ckpt.get("window"):  # checkpoints of earlier releases have none: the window starts empty
+            self.window.load_state_dict(ckpt["window"])
         self.runlog.truncate_after(self.state.step)
         log.info("resumed from %s at step %d (epoch %d, batch %d)", self.last_path,
                  self.state.step, self.state.epoch, self.state.batch_in_epoch)
+        return ckpt.get("progress") or {}
 
     def _diverged(self, what: str) -> None:
         st = self.state
@@ -381,7 +406,7 @@ class Trainer:
             "Lower --train.lr or set --train.grad_clip, then run again (or --resume)."
         )
 
-    def _log_train(self, window: _Window, progress: Progress) -> None:
+    def _log_train(self, window: LossWindow, progress: Progress) -> None:
         loss, rate = window.take()
         st = self.state
         lr = self.optimizer.param_groups[0]["lr"]
@@ -391,23 +416,6 @@ class Trainer:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-class _Window:
-    """Loss and throughput since the last log line."""
-
-    def __init__(self) -> None:
-        self.loss_sum, self.rows, self.t0 = 0.0, 0, time.perf_counter()
-
-    def add(self, loss_sum: float, rows: int) -> None:
-        self.loss_sum += loss_sum
-        self.rows += rows
-
-    def take(self) -> tuple[float, float]:
-        elapsed = max(time.perf_counter() - self.t0, 1e-9)
-        out = (self.loss_sum / max(self.rows, 1), self.rows / elapsed)
-        self.loss_sum, self.rows, self.t0 = 0.0, 0, time.perf_counter()
-        return out
 
 
 def _grouped_by_length(order: torch.Tensor, lengths: torch.Tensor, bs: int,
