@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -133,3 +134,61 @@ def test_tabular_evaluate_counts_unseen_categories(tabular_classifier_bundle):
     frame.loc[5, "sex"] = "M"
     frame.loc[6, "sex"] = None  # missing, not unknown
     assert bundle.evaluate(Table(frame, "new.csv"))["unknown_categories"] == {"island": 3, "sex": 1}
+
+
+def linked_out(bundle, tmp_path, name):
+    """A copy of `bundle` whose `name` is a symbolic link to a copy of the file outside it."""
+    copy = tmp_path / f"linked_{name}" / "bundle"
+    shutil.copytree(bundle, copy)
+    outside = tmp_path / f"outside_{name}"
+    shutil.move(copy / name, outside)
+    (copy / name).symlink_to(outside)
+    return copy, outside
+
+
+@pytest.mark.parametrize("name", ["bundle.json", "model.safetensors", "preprocess.json", "metrics.json"])
+def test_a_file_linked_from_outside_the_bundle_is_refused(iris_run, tmp_path, name):
+    copy, outside = linked_out(iris_run.bundle, tmp_path, name)
+    with pytest.raises(UserError) as err:
+        Bundle.load(copy.parent)  # the run folder that holds it, too
+    assert str(err.value) == (f"bundle file {copy / name} resolves outside the bundle folder "
+                              f"(to {outside}); copy the file into the bundle")
+
+
+@pytest.mark.parametrize("name", ["tokenizer.json", "model.safetensors"])
+def test_a_language_model_bundle_refuses_links_out_too(tiny_source, tmp_path, name):
+    copy, outside = linked_out(tiny_source, tmp_path, name)
+    with pytest.raises(UserError, match=f"bundle file .*{name} resolves outside the bundle folder"):
+        Bundle.load(copy)
+
+
+def test_links_inside_the_bundle_and_a_linked_bundle_folder_load(iris_run, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(iris_run.bundle, copy)
+    (copy / "weights").mkdir()
+    shutil.move(copy / "model.safetensors", copy / "weights" / "model.safetensors")
+    (copy / "model.safetensors").symlink_to(Path("weights") / "model.safetensors")
+    (tmp_path / "alias").symlink_to(copy)
+    record = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4,
+              "petal width (cm)": 0.2}
+    assert Bundle.load(tmp_path / "alias").predict([record]) == Bundle.load(iris_run.bundle).predict([record])
+
+
+def test_a_linked_folder_leading_out_of_the_bundle_is_refused(iris_run, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(iris_run.bundle, copy)
+    (tmp_path / "elsewhere").mkdir()
+    (copy / "extra").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UserError, match="extra resolves outside the bundle folder"):
+        Bundle.load(copy)
+
+
+def test_an_onnx_export_with_a_model_linked_from_outside_is_refused(iris_run, tmp_path):
+    from practicum.compress.onnx_runtime import load_onnx_bundle
+
+    copy = tmp_path / "bundle-onnx"
+    shutil.copytree(iris_run.bundle, copy)
+    (tmp_path / "model.onnx").write_bytes(b"not read")
+    (copy / "model.onnx").symlink_to(tmp_path / "model.onnx")
+    with pytest.raises(UserError, match="model.onnx resolves outside the bundle folder"):
+        load_onnx_bundle(copy)

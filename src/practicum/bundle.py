@@ -8,12 +8,14 @@
       metrics.json        validation and test metrics of the run that made it
 
 `Bundle.load(path)` rebuilds the model and the preprocessor so that `predict` repeats the
-training-time preprocessing exactly.
+training-time preprocessing exactly. Every file in the folder must resolve inside it: a
+symbolic link that leads out of the bundle is refused, so loading reads only what the bundle holds.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -275,7 +277,23 @@ def find_bundle(path: str | Path) -> Path:
         folder = folder / "bundle"
     if not (folder / "bundle.json").is_file():
         raise UserError(f"{folder} is not a practicum bundle (no bundle.json); pass the bundle/ folder of a run")
+    check_contained(folder)
     return folder
+
+
+def check_contained(folder: Path) -> None:
+    """Refuse a bundle folder with a file or folder that resolves (through symbolic links)
+    outside it: loading would read a file the bundle does not hold."""
+    root = folder.resolve()
+    for parent, dirs, files in os.walk(folder):  # links to folders are listed, not followed
+        for name in dirs + files:
+            entry = Path(parent) / name
+            if not entry.is_symlink():
+                continue
+            target = entry.resolve()
+            if not target.is_relative_to(root):
+                raise UserError(f"bundle file {entry} resolves outside the bundle folder (to {target}); "
+                                "copy the file into the bundle")
 
 
 def _quantize_step(info: dict[str, Any]) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from practicum.bundle import Bundle, _read_json
+from practicum.bundle import Bundle, _read_json, check_contained
 from practicum.config import validate
 from practicum.errors import UserError
 
@@ -91,6 +91,7 @@ def load_onnx_bundle(path: str | Path, threads: int | None = None) -> OnnxBundle
     if not (folder / MODEL_FILE).is_file():
         raise UserError(f"{folder} has no {MODEL_FILE}; export it first: "
                         f"practicum export BUNDLE --format onnx (then pass its output folder)")
+    check_contained(folder)
     info = _read_json(folder / "bundle.json")
     config = validate(info["config"], where=f"{folder}/bundle.json")
     if info.get("task") in ("causal_lm", "masked_lm", "token_classification"):
