@@ -180,23 +180,26 @@ class Guard:
     async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         """The whole body, or None once the client went away or an error was sent (408, 413)."""
         body, more = bytearray(), True
-        deadline = asyncio.get_running_loop().time() + self.read_timeout
-        while more:
-            left = deadline - asyncio.get_running_loop().time()
-            try:
-                message = await asyncio.wait_for(receive(), max(left, 0.0))
-            except asyncio.TimeoutError:
-                await error_response(408, f"the request body did not arrive within {self.read_timeout:g} s "
-                                     "(--read-timeout); send the whole request at once", None,
-                                     "request_timeout", headers={"Connection": "close"})(scope, receive, send)
-                return None
-            if message["type"] != "http.request":
-                return None  # the client went away
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_body:
-                await self._too_large(scope, receive, send)
-                return None
+        with _Deadline(self.read_timeout) as deadline:
+            while more and not deadline.expired:
+                try:
+                    message = await receive()
+                except asyncio.CancelledError:
+                    if not deadline.expired:
+                        raise
+                    break
+                if message["type"] != "http.request":
+                    return None  # the client went away
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > self.max_body:
+                    await self._too_large(scope, receive, send)
+                    return None
+        if more:
+            await error_response(408, f"the request body did not arrive within {self.read_timeout:g} s "
+                                 "(--read-timeout); send the whole request at once", None,
+                                 "request_timeout", headers={"Connection": "close"})(scope, receive, send)
+            return None
         return bytes(body)
 
     def _authorised(self, scope: Scope) -> bool:
@@ -210,6 +213,29 @@ class Guard:
                                   "(--max-body-bytes); send fewer or smaller inputs", None,
                                   "request_too_large", headers={"Connection": "close"})
         await response(scope, receive, send)
+
+
+class _Deadline:
+    """Cancel the current task's await when `seconds` have passed (`expired` then says so): one
+    timer for the whole body, where asyncio.wait_for would start a task per read."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.expired = seconds, False
+
+    def __enter__(self) -> _Deadline:
+        task = asyncio.current_task()
+        self._handle = asyncio.get_running_loop().call_later(self.seconds, self._expire, task)
+        return self
+
+    def _expire(self, task: asyncio.Task) -> None:
+        self.expired = True
+        task.cancel()
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.cancel()
+        task = asyncio.current_task()
+        if self.expired and task is not None and hasattr(task, "uncancel"):
+            task.uncancel()  # the cancellation was ours and is handled (Python 3.11+)
 
 
 _KEYED = ("/v1/", "/docs", "/openapi.json", "/metrics")

@@ -313,7 +313,8 @@ def _trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _share(jobs: list[Job], records: list[dict] | None, features: torch.Tensor | None) -> None:
     """Give each job its rows: prediction records for predict, vectors for embed. A row that is
     not a finite number (an input far outside what the model was trained on) fails its job."""
-    finite = torch.isfinite(features).all(dim=1).tolist() if features is not None else None
+    embeds = features is not None and any(job.op == "embed" for job in jobs)
+    finite = torch.isfinite(features).all(dim=1).tolist() if embeds else None
     start = 0
     for job in jobs:
         n = len(job.prepared) if job.prepared is not None else len(job.items)

@@ -100,20 +100,28 @@ class ServeState:
                           cancel: Callable[[], None] | None = None) -> T:
         """The result of `work`, unless the client disconnects first: then the work is cancelled
         (queued inputs are dropped; `cancel` stops running generation) and the request ends
-        with status 499."""
-        task = asyncio.ensure_future(work)
-        gone = asyncio.ensure_future(_disconnected(request))
+        with status 499. One watcher task per request; the work runs in the request's own."""
+        handler = asyncio.current_task()
+        watcher = asyncio.ensure_future(_disconnected(request))
+
+        def left(done: asyncio.Future) -> None:
+            if not done.cancelled() and handler is not None:
+                handler.cancel()
+
+        watcher.add_done_callback(left)
         try:
-            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+            return await work
+        except asyncio.CancelledError:
+            if not watcher.done() or watcher.cancelled():
+                raise  # cancelled for another reason (the server is stopping)
+            handler.uncancel()  # handled here: the request goes on to its 499
+            if cancel is not None:
+                cancel()
+            raise ApiError(CLIENT_GONE, "the client closed the connection before the answer", None,
+                           "client_closed_request") from None
         finally:
-            gone.cancel()
-        if task.done():
-            return task.result()
-        task.cancel()
-        if cancel is not None:
-            cancel()
-        raise ApiError(CLIENT_GONE, "the client closed the connection before the answer", None,
-                       "client_closed_request")
+            watcher.remove_done_callback(left)
+            watcher.cancel()
 
     def new_tokens(self, asked: int | None, param: str) -> int:
         """The new-token budget of a request (400 above --max-new-tokens)."""
