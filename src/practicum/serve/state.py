@@ -18,6 +18,7 @@ from practicum.serve.limits import ApiError, error_body
 from practicum.serve.metrics import CLIENT_GONE, ServeMetrics
 from practicum.serve.models import LanguageModel, ServedModel
 from practicum.serve.settings import ServeSettings
+from practicum.serve.transport import DISCONNECT_HOOKS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -100,28 +101,41 @@ class ServeState:
                           cancel: Callable[[], None] | None = None) -> T:
         """The result of `work`, unless the client disconnects first: then the work is cancelled
         (queued inputs are dropped; `cancel` stops running generation) and the request ends
-        with status 499. One watcher task per request; the work runs in the request's own."""
+        with status 499. Under practicum's transport the connection itself reports the loss
+        (transport.DISCONNECT_HOOKS); elsewhere a watcher task waits for http.disconnect."""
         handler = asyncio.current_task()
-        watcher = asyncio.ensure_future(_disconnected(request))
+        gone, active = False, True
 
-        def left(done: asyncio.Future) -> None:
-            if not done.cancelled() and handler is not None:
+        def left() -> None:
+            nonlocal gone
+            if active and not gone and handler is not None:
+                gone = True
                 handler.cancel()
 
-        watcher.add_done_callback(left)
+        hooks = (request.scope.get("state") or {}).get(DISCONNECT_HOOKS)
+        watcher = None
+        if hooks is not None:
+            hooks.append(left)
+        else:
+            watcher = asyncio.ensure_future(_disconnected(request))
+            watcher.add_done_callback(lambda done: None if done.cancelled() or done.exception() else left())
         try:
             return await work
         except asyncio.CancelledError:
-            if not watcher.done() or watcher.cancelled():
+            if not gone:
                 raise  # cancelled for another reason (the server is stopping)
-            handler.uncancel()  # handled here: the request goes on to its 499
+            if hasattr(handler, "uncancel"):  # Python 3.11+: the cancellation is handled here
+                handler.uncancel()
             if cancel is not None:
                 cancel()
             raise ApiError(CLIENT_GONE, "the client closed the connection before the answer", None,
                            "client_closed_request") from None
         finally:
-            watcher.remove_done_callback(left)
-            watcher.cancel()
+            active = False
+            if hooks is not None:
+                hooks.remove(left)
+            if watcher is not None:
+                watcher.cancel()
 
     def new_tokens(self, asked: int | None, param: str) -> int:
         """The new-token budget of a request (400 above --max-new-tokens)."""

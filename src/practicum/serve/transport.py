@@ -6,6 +6,10 @@ of opening (or of its previous response), else it is closed; the body then has `
 more (Guard in limits.py answers 408). An idle keep-alive connection closes after
 `keep_alive_timeout`. So stalled connections cost a socket for seconds, not forever.
 
+Clients that leave: every request's scope["state"] holds a list under DISCONNECT_HOOKS; when
+its connection is lost before the response is complete, each callable in it is called (the
+routes cancel the request's queued or running work that way, without a watcher per request).
+
 Many clients: beyond `max_connections` a new connection gets a 503 JSON error at once and is
 closed; the open ones carry on. At start-up the soft limit on open files (RLIMIT_NOFILE) is
 raised towards the hard one to fit the cap. Should file descriptors still run out, the event
@@ -28,6 +32,8 @@ from practicum.serve.settings import ServeSettings
 log = logging.getLogger("practicum.serve")
 _SPARE_FILES = 128  # model files, logs, the listening socket: descriptors beside the connections
 _WARN_EVERY_S = 60.0
+DISCONNECT_HOOKS = "practicum.disconnect_hooks"
+"""Key in a request's scope["state"]: callables to call when its client goes away early."""
 
 
 def uvicorn_config(app: Any, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000,
@@ -68,6 +74,7 @@ def protocol_class(read_timeout: float, max_connections: int) -> type[asyncio.Pr
             super().data_received(data)
             if self.cycle is not cycle:  # a request head was parsed: its body has Guard's timeout
                 self._stop_head_timer()
+                self.cycle.scope.setdefault("state", {})[DISCONNECT_HOOKS] = []
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -77,7 +84,11 @@ def protocol_class(read_timeout: float, max_connections: int) -> type[asyncio.Pr
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_head_timer()
+            cycle = self.cycle
             super().connection_lost(exc)
+            if cycle is not None and not cycle.response_complete:
+                for hook in list(cycle.scope.get("state", {}).get(DISCONNECT_HOOKS, ())):
+                    hook()
 
         def _wait_for_head(self) -> None:
             self._stop_head_timer()
