@@ -65,9 +65,11 @@ def client(models: dict[str, Path], **settings: Any) -> Iterator[Any]:
 
 
 @contextmanager
-def live_server(models: dict[str, Path], **settings: Any) -> Iterator[tuple[str, Any]]:
+def live_server(models: dict[str, Path], plain_uvicorn: bool = False,
+                **settings: Any) -> Iterator[tuple[str, Any]]:
     """uvicorn on a free port in a thread, with the server's own transport (timeouts, connection
-    cap): (base URL, the app's ServeState)."""
+    cap; plain_uvicorn: uvicorn's own protocol, as `uvicorn.run(app)` gives): (base URL, the
+    app's ServeState)."""
     import uvicorn
 
     from practicum.serve.transport import uvicorn_config
@@ -75,7 +77,10 @@ def live_server(models: dict[str, Path], **settings: Any) -> Iterator[tuple[str,
     app = create_app(models, ServeSettings(**settings))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn_config(app, app.state.serve.settings, log_level="warning", lifespan="on"))
+    options = {"log_level": "warning", "lifespan": "on"}
+    config = (uvicorn.Config(app, **options) if plain_uvicorn
+              else uvicorn_config(app, app.state.serve.settings, **options))
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -12,8 +12,6 @@ import shutil
 import socket
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -311,8 +309,8 @@ def test_an_abandoned_generation_is_cancelled(transport, tiny_causal_source, mak
     """A client that leaves a large non-streaming request: its sequences are dropped (queued and
     running), so a short request right after does not wait behind them. practicum's transport
     reports the lost connection itself; under plain uvicorn a watcher sees http.disconnect."""
-    serve = make_live if transport == "practicum" else _plain_uvicorn
-    with serve({"gpt": tiny_causal_source}, max_batch=8, max_new_tokens=512) as (url, _):
+    plain = transport == "plain uvicorn"
+    with make_live({"gpt": tiny_causal_source}, plain_uvicorn=plain, max_batch=8, max_new_tokens=512) as (url, _):
         body = json.dumps({"model": "gpt", "prompt": ["the card", "a refund"], "n": 16, "max_tokens": 512,
                            "temperature": 1.0}).encode()
         host, port = url.removeprefix("http://").split(":")
@@ -335,33 +333,6 @@ def test_an_abandoned_generation_is_cancelled(transport, tiny_causal_source, mak
     assert cancelled >= 16, cancelled  # at least the sequences never admitted (8 rows, 32 asked)
     assert made < 8 * 4 * 2, made  # nothing like the 16,384 tokens the abandoned request asked for
     assert waited < 2.0, waited
-
-
-@contextmanager
-def _plain_uvicorn(models: dict[str, Path], **settings: Any) -> Iterator[tuple[str, Any]]:
-    """The app under uvicorn's own protocol (no practicum transport), in a thread."""
-    import threading
-
-    import uvicorn
-
-    from practicum.serve import ServeSettings, create_app
-
-    app = create_app(models, ServeSettings(**settings))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", app.state.serve
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
 
 
 def test_a_stream_whose_client_leaves_is_cancelled(tiny_causal_source, make_live):
