@@ -106,3 +106,13 @@ def test_evaluate_prints_unknown_categories(tabular_classifier_bundle, tmp_path,
     assert main(["evaluate", str(tabular_classifier_bundle), "--data", str(tmp_path / "new.csv"),
                  "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["unknown_categories"] == {"island": 3}
+
+
+def test_help_loads_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom practicum.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout[-300:]

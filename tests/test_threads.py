@@ -38,5 +38,6 @@ def test_the_policy_is_set_before_torch_is_imported():
             "    return real(name, *a, **k)\n"
             "builtins.__import__ = spy\n"
             "import practicum.cli\n"
+            "import torch  # whoever loads it first: the package set the policy before\n"
             "print(seen[0])")
     assert _run(code) == "PASSIVE"
