@@ -8,7 +8,6 @@ can run code from the file, and practicum never does that.
 
 from __future__ import annotations
 
-import pickle
 import re
 import zipfile
 from pathlib import Path
@@ -31,13 +30,12 @@ def load_torch_file(path: str | Path, map_location: str | torch.device = "cpu", 
     except (FileNotFoundError, PermissionError, IsADirectoryError) as err:
         why = (err.strerror or type(err).__name__).lower()
         raise UserError(f"{what} {path} cannot be read ({why}); {fix}") from None
-    except pickle.UnpicklingError as err:
-        names = _refused_globals(str(err))
+    except Exception as err:  # torch's zip and pickle readers raise OSError, KeyError, EOFError, ...
+        # the weights-only unpickler refuses objects with pickle.UnpicklingError, naming them
+        names = _refused_globals(str(err)) if type(err).__name__ == "UnpicklingError" else []
         if names:
             raise UserError(f"{what} {path} holds pickled Python objects ({', '.join(names)}) that a "
                             f"safe load refuses; {SAFE_FILES}: {fix}") from None
-        raise UserError(f"{what} {path} is damaged or incomplete ({_damage(path)}); {fix}") from None
-    except Exception:  # torch's zip and pickle readers raise OSError, KeyError, EOFError, RuntimeError, ...
         raise UserError(f"{what} {path} is damaged or incomplete ({_damage(path)}); {fix}") from None
 
 
